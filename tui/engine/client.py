@@ -1,0 +1,316 @@
+"""The UI's handle on the engine process: asyncio, and free of llama_cpp.
+
+Every load starts a fresh engine process (the old one is ended first, so its VRAM is returned to
+the driver in full); `unload()` ends it. If the process dies on its own, every pending call ends
+with an EngineCrashed and subscribers hear of it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import tui
+from tui.engine.errors import classify_load_log, describe_failure
+from tui.engine.protocol import (BenchCommand, BenchResult, CancelCommand, ChatCommand, ChatDone,
+                                 ChatFailed, CommandFailed, EngineCrashed, FailureKind,
+                                 Hello, Loaded, LoadCommand, LoadFailed, LoadProgress, LogLine,
+                                 Message, ShutdownCommand, TextPiece, Unloaded, decode)
+from tui.engine.settings import LoadSettings, SamplingSettings
+
+ChatEvent = TextPiece | ChatDone | ChatFailed | EngineCrashed
+EngineEvent = Hello | LogLine | LoadProgress | Loaded | LoadFailed | Unloaded | EngineCrashed
+Listener = Callable[[EngineEvent], None]
+
+_STREAM_LIMIT = 16 * 1024 * 1024
+LOG_LINES_KEPT = 5000
+
+
+class EngineError(Exception):
+    """A call the engine refused or could not finish (no model, engine gone, ...)."""
+
+
+class EngineClient:
+    def __init__(self, python: str = sys.executable, env: dict[str, str] | None = None):
+        self.python = python
+        self.extra_env = env or {}
+        self.process: asyncio.subprocess.Process | None = None
+        self.hello: Hello | None = None
+        self.loaded: Loaded | None = None
+        self.log: deque[str] = deque(maxlen=LOG_LINES_KEPT)
+        self.last_crash: EngineCrashed | None = None
+        self._listeners: list[Listener] = []
+        self._ids = itertools.count(1)
+        self._requests: dict[int, asyncio.Queue] = {}
+        self._futures: dict[Any, asyncio.Future] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
+        self._active_chat: int | None = None
+        self._load_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ events
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _notify(self, event: EngineEvent) -> None:
+        for listener in list(self._listeners):
+            listener(event)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process and self.process.returncode is None else None
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    @property
+    def busy(self) -> bool:
+        return self._active_chat is not None
+
+    # ------------------------------------------------------------------ process
+
+    async def start(self) -> Hello:
+        """Start an engine process with no model and wait for its hello."""
+        await self.stop()
+        env = dict(os.environ)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(tui.__file__)))
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env.update(self.extra_env)
+        self._stopping = False
+        self.hello = None
+        self.loaded = None
+        self.process = await asyncio.create_subprocess_exec(
+            self.python, "-m", "tui.engine.host",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env, limit=_STREAM_LIMIT,
+            start_new_session=True,  # a Ctrl+C in the terminal is the UI's to handle, not the engine's
+        )
+        loop = asyncio.get_running_loop()
+        hello_future = loop.create_future()
+        self._futures["hello"] = hello_future
+        proc = self.process
+        readers = [asyncio.create_task(self._read_protocol(proc)),
+                   asyncio.create_task(self._read_stderr(proc))]
+        self._tasks = readers + [asyncio.create_task(self._watch(proc, readers))]
+        result = await hello_future
+        if isinstance(result, EngineCrashed):
+            raise EngineError(f"The engine did not start. {result.describe()} "
+                              + " | ".join(result.log_tail[-3:]))
+        return result
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """End the engine process (politely, then by force) and wait until it is gone."""
+        proc = self.process
+        if proc is None:
+            return
+        self._stopping = True
+        if proc.returncode is None:
+            with contextlib.suppress(Exception):
+                await self._send(ShutdownCommand())
+                proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), timeout)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, 2.0)
+        self._tasks = []
+        self.process = None
+        if self.loaded is not None:
+            self.loaded = None
+            self._notify(Unloaded())
+
+    async def unload(self) -> None:
+        """Drop the model by ending the engine process: all its VRAM goes back to the driver."""
+        await self.stop()
+
+    async def close(self) -> None:
+        await self.stop()
+
+    async def _send(self, message: Message) -> None:
+        proc = self.process
+        if proc is None or proc.returncode is not None or proc.stdin is None:
+            raise EngineError("The engine is not running.")
+        proc.stdin.write(message.to_wire())
+        await proc.stdin.drain()
+
+    async def _read_protocol(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while line := await proc.stdout.readline():
+            try:
+                message = decode(line)
+            except ValueError:
+                self._add_log(f"[engine] unreadable message: {line[:200]!r}")
+                continue
+            self._route(message)
+
+    async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        while line := await proc.stderr.readline():
+            text = line.decode("utf-8", errors="replace").rstrip("\n")
+            if text.strip():
+                self._add_log(text)
+                self._notify(LogLine(level="stderr", text=text))
+
+    async def _watch(self, proc: asyncio.subprocess.Process, readers: list[asyncio.Task]) -> None:
+        returncode = await proc.wait()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*readers, return_exceptions=True), 0.5)
+        if self._stopping or self.process is not proc:
+            return
+        name = None
+        if returncode < 0:
+            with contextlib.suppress(ValueError):
+                name = signal.Signals(-returncode).name
+        crash = EngineCrashed(returncode=returncode, signal_name=name,
+                              log_tail=tuple(list(self.log)[-12:]))
+        self.last_crash = crash
+        self.loaded = None
+        self._active_chat = None
+        for key, future in list(self._futures.items()):
+            if not future.done():
+                future.set_result(crash)
+        self._futures.clear()
+        for queue in self._requests.values():
+            queue.put_nowait(crash)
+        self._notify(crash)
+
+    def _add_log(self, text: str) -> None:
+        self.log.append(text)
+
+    def _route(self, message: Message) -> None:
+        if isinstance(message, LogLine):
+            self._add_log(message.text)
+            self._notify(message)
+        elif isinstance(message, Hello):
+            self.hello = message
+            self._resolve("hello", message)
+            self._notify(message)
+        elif isinstance(message, LoadProgress):
+            self._notify(message)
+        elif isinstance(message, (Loaded, LoadFailed)):
+            if isinstance(message, Loaded):
+                self.loaded = message
+            self._resolve("load", message)
+            self._notify(message)
+        elif isinstance(message, Unloaded):
+            self.loaded = None
+            self._notify(message)
+        elif isinstance(message, (TextPiece, ChatDone, ChatFailed)):
+            queue = self._requests.get(message.request_id)
+            if queue is not None:
+                queue.put_nowait(message)
+        elif isinstance(message, (BenchResult, CommandFailed)):
+            if message.request_id in self._requests:
+                self._requests[message.request_id].put_nowait(message)
+            else:
+                self._resolve(("request", message.request_id), message)
+
+    def _resolve(self, key: Any, value: Any) -> None:
+        future = self._futures.pop(key, None)
+        if future is not None and not future.done():
+            future.set_result(value)
+
+    # ------------------------------------------------------------------ calls
+
+    async def load(self, settings: LoadSettings) -> Loaded | LoadFailed:
+        """End any engine, start a fresh one and load `settings` in it. Progress goes to subscribers."""
+        async with self._load_lock:
+            problems = settings.problems()
+            if problems:
+                detail = "; ".join(f"{k}: {v}" for k, v in problems.items())
+                failed = LoadFailed(kind=FailureKind.BAD_SETTINGS.value,
+                                    message=describe_failure(FailureKind.BAD_SETTINGS, detail))
+                self._notify(failed)
+                return failed
+            try:
+                await self.start()
+            except EngineError as exc:
+                failed = LoadFailed(kind=FailureKind.CRASHED.value, message=str(exc),
+                                    log_tail=tuple(list(self.log)[-12:]))
+                self._notify(failed)
+                return failed
+            future = asyncio.get_running_loop().create_future()
+            self._futures["load"] = future
+            await self._send(LoadCommand(settings=settings.to_dict()))
+            result = await future
+            if isinstance(result, EngineCrashed):
+                kind, detail = classify_load_log(result.log_tail)
+                if kind is FailureKind.OTHER:
+                    kind, detail = FailureKind.CRASHED, result.describe()
+                failed = LoadFailed(kind=kind.value, message=describe_failure(kind, detail),
+                                    log_tail=result.log_tail)
+                self._notify(failed)
+                return failed
+            return result
+
+    async def chat(self, messages: Sequence[dict[str, str]],
+                   sampling: SamplingSettings | None = None) -> AsyncIterator[ChatEvent]:
+        """Stream a reply: TextPiece events, then one ChatDone, ChatFailed or EngineCrashed."""
+        sampling = sampling or SamplingSettings()
+        if self.loaded is None or not self.running:
+            yield ChatFailed(message="No model is loaded.")
+            return
+        request_id = next(self._ids)
+        queue: asyncio.Queue = asyncio.Queue()
+        self._requests[request_id] = queue
+        self._active_chat = request_id
+        finished = False
+        try:
+            await self._send(ChatCommand(request_id=request_id,
+                                         messages=tuple(dict(m) for m in messages),
+                                         sampling=sampling.to_dict()))
+            while True:
+                event = await queue.get()
+                if isinstance(event, CommandFailed):
+                    event = ChatFailed(request_id=request_id, message=event.message)
+                finished = not isinstance(event, TextPiece)
+                yield event
+                if finished:
+                    return
+        finally:
+            self._requests.pop(request_id, None)
+            if self._active_chat == request_id:
+                self._active_chat = None
+            if not finished and self.running:
+                with contextlib.suppress(Exception):
+                    await self._send(CancelCommand(request_id=request_id))
+
+    async def cancel(self) -> None:
+        """Stop the reply being generated; its stream ends within one token."""
+        if self._active_chat is not None and self.running:
+            await self._send(CancelCommand(request_id=self._active_chat))
+
+    async def bench(self, n_prompt: int = 512, n_gen: int = 128, repetitions: int = 3) -> BenchResult:
+        """pp/tg on the loaded model. Raises EngineError if there is none or the engine dies."""
+        if self.loaded is None or not self.running:
+            raise EngineError("No model is loaded.")
+        request_id = next(self._ids)
+        queue: asyncio.Queue = asyncio.Queue()
+        self._requests[request_id] = queue
+        self._active_chat = request_id
+        try:
+            await self._send(BenchCommand(request_id=request_id, n_prompt=n_prompt, n_gen=n_gen,
+                                          repetitions=repetitions))
+            result = await queue.get()
+        finally:
+            self._requests.pop(request_id, None)
+            self._active_chat = None
+        if isinstance(result, EngineCrashed):
+            raise EngineError(result.describe())
+        if isinstance(result, CommandFailed):
+            raise EngineError(result.message)
+        return result

@@ -1,0 +1,84 @@
+"""Turn what llama.cpp says when a load fails into a FailureKind and a sentence a user can act on."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from tui.engine.protocol import FailureKind
+
+# Checked in order; the first pattern found in the log decides.
+_PATTERNS: list[tuple[FailureKind, re.Pattern[str]]] = [
+    (FailureKind.UNSUPPORTED_ARCH, re.compile(r"unknown model architecture: '([^']*)'")),
+    (FailureKind.OOM_DEVICE, re.compile(
+        r"(cudaMalloc failed|CUDA error: out of memory|out of memory.*(CUDA|GPU|device)|"
+        r"ggml_backend_cuda_buffer_type_alloc_buffer: allocating .* failed|"
+        r"failed to allocate (CUDA|Vulkan|Metal|ROCm)\w* buffer|ErrorOutOfDeviceMemory)",
+        re.IGNORECASE)),
+    (FailureKind.OOM_HOST, re.compile(
+        r"(failed to allocate (CPU|host)\w* buffer|std::bad_alloc|"
+        r"unable to allocate .* (CPU|host)|failed to mmap|mlock failed|Cannot allocate memory)",
+        re.IGNORECASE)),
+    (FailureKind.CORRUPT, re.compile(
+        r"(tensor .* data is not within the file bounds|data is not within the file bounds|"
+        r"failed to read (tensor|magic|header|key|value)|invalid magic|"
+        r"wrong number of tensors|tensor '.*' has (wrong|invalid) shape|"
+        r"missing tensor|gguf_init_from_file_impl: .*(failed|invalid)|file is truncated|"
+        r"unexpectedly reached end of file)",
+        re.IGNORECASE)),
+]
+
+_ADVICE = {
+    FailureKind.MISSING: "Check the path, or pick another file in the Tuner.",
+    FailureKind.NOT_GGUF: "vramdeck loads GGUF files (*.gguf). Convert the model with llama.cpp's "
+                          "convert_hf_to_gguf.py or download a GGUF build of it.",
+    FailureKind.CORRUPT: "The file is damaged or incomplete; download it again.",
+    FailureKind.UNSUPPORTED_ARCH: "This llama.cpp build does not know this architecture; "
+                                  "upgrade llama-cpp-python.",
+    FailureKind.OOM_DEVICE: "Not enough GPU memory: offload fewer layers, quantize the KV cache "
+                            "(q8_0 or q4_0), or shorten the context.",
+    FailureKind.OOM_HOST: "Not enough host memory: close other programs, shorten the context, "
+                          "or use a smaller quant.",
+    FailureKind.CRASHED: "Try fewer GPU layers or a shorter context; the Log pane has the details.",
+    FailureKind.OTHER: "The Log pane has llama.cpp's own words.",
+}
+
+
+def advice(kind: FailureKind) -> str:
+    return _ADVICE.get(kind, "")
+
+
+def classify_load_log(lines: Sequence[str]) -> tuple[FailureKind, str]:
+    """The failure kind a failed load's log points at, and the log line that says so."""
+    text_lines = list(lines)
+    for kind, pattern in _PATTERNS:
+        for line in reversed(text_lines):
+            m = pattern.search(line)
+            if m:
+                if kind is FailureKind.UNSUPPORTED_ARCH:
+                    return kind, f"Unsupported model architecture '{m.group(1)}'."
+                return kind, line.strip()
+    last = next((ln.strip() for ln in reversed(text_lines) if ln.strip()), "")
+    return FailureKind.OTHER, last
+
+
+def describe_failure(kind: FailureKind, detail: str) -> str:
+    """One paragraph for the user: what happened, then what to try."""
+    headline = {
+        FailureKind.MISSING: "The model file could not be found.",
+        FailureKind.NOT_GGUF: "The file is not a GGUF model.",
+        FailureKind.CORRUPT: "The model file is damaged or truncated.",
+        FailureKind.UNSUPPORTED_ARCH: "llama.cpp does not support this model's architecture.",
+        FailureKind.OOM_DEVICE: "Out of GPU memory while loading.",
+        FailureKind.OOM_HOST: "Out of host memory while loading.",
+        FailureKind.BAD_SETTINGS: "The load settings are out of range.",
+        FailureKind.CRASHED: "The engine crashed while loading.",
+        FailureKind.OTHER: "llama.cpp could not load the model.",
+    }[kind]
+    parts = [headline]
+    if detail and detail not in headline:
+        parts.append(detail)
+    tip = advice(kind)
+    if tip:
+        parts.append(tip)
+    return " ".join(parts)

@@ -1,0 +1,1 @@
+"""The engine process. The only package of vramdeck that imports llama_cpp."""

@@ -1,0 +1,3 @@
+from tui.engine.host.main import main
+
+main()

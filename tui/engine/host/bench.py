@@ -1,0 +1,78 @@
+"""pp/tg like llama-bench: a prompt of random tokens in n_batch chunks, then single-token steps."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import llama_cpp as L
+
+from tui.engine.host.runtime import LoadedModel
+
+
+def _decode(ctx: int, tokens: list[int]) -> None:
+    arr = (L.llama_token * len(tokens))(*tokens)
+    rc = L.llama_decode(ctx, L.llama_batch_get_one(arr, len(tokens)))
+    if rc != 0:
+        raise RuntimeError(f"llama_decode failed with code {rc}")
+
+
+def _clear(ctx: int) -> None:
+    L.llama_memory_clear(L.llama_get_memory(ctx), True)
+
+
+def _prompt_pass(lm: LoadedModel, tokens: list[int]) -> float:
+    ctx = lm.ctx
+    _clear(ctx)
+    n_batch = max(1, lm.settings.n_batch)
+    start = time.perf_counter()
+    for i in range(0, len(tokens), n_batch):
+        _decode(ctx, tokens[i:i + n_batch])
+    L.llama_synchronize(ctx)
+    return time.perf_counter() - start
+
+
+def _gen_pass(lm: LoadedModel, n_gen: int, rng: random.Random, n_vocab: int,
+              cancelled: threading.Event) -> float:
+    ctx = lm.ctx
+    _clear(ctx)
+    _decode(ctx, [L.llama_vocab_bos(lm.vocab)])
+    L.llama_synchronize(ctx)
+    start = time.perf_counter()
+    for _ in range(n_gen):
+        if cancelled.is_set():
+            break
+        _decode(ctx, [rng.randrange(n_vocab)])
+    L.llama_synchronize(ctx)
+    return time.perf_counter() - start
+
+
+def run_bench(lm: LoadedModel, n_prompt: int, n_gen: int, repetitions: int,
+              cancelled: threading.Event) -> tuple[list[float], list[float]]:
+    """tokens/s of each repetition for pp (n_prompt) and tg (n_gen), after one warm-up of each."""
+    n_ctx = lm.n_ctx()
+    n_prompt = min(n_prompt, n_ctx - 1)
+    n_gen = min(n_gen, n_ctx - 2)
+    n_vocab = L.llama_vocab_n_tokens(lm.vocab)
+    rng = random.Random(1234)
+    prompt = [rng.randrange(n_vocab) for _ in range(n_prompt)]
+    pp: list[float] = []
+    tg: list[float] = []
+    try:
+        if n_prompt > 0:
+            _prompt_pass(lm, prompt)  # warm-up
+            for _ in range(repetitions):
+                if cancelled.is_set():
+                    break
+                pp.append(n_prompt / _prompt_pass(lm, prompt))
+        if n_gen > 0:
+            _gen_pass(lm, min(n_gen, 16), rng, n_vocab, cancelled)  # warm-up
+            for _ in range(repetitions):
+                if cancelled.is_set():
+                    break
+                pp_t = _gen_pass(lm, n_gen, rng, n_vocab, cancelled)
+                tg.append(n_gen / pp_t)
+    finally:
+        _clear(lm.ctx)
+    return pp, tg

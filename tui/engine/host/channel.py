@@ -1,0 +1,57 @@
+"""The engine's side of the pipe: send messages, and forward llama.cpp's log as messages."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections import deque
+
+from tui.engine.protocol import LogLine, Message
+
+_LEVELS = {0: "none", 1: "debug", 2: "info", 3: "warn", 4: "error", 5: "cont"}
+
+
+class Channel:
+    """Owns the protocol pipe. C code's prints to stdout are sent to stderr instead."""
+
+    def __init__(self) -> None:
+        self._fd = os.dup(1)
+        os.dup2(2, 1)  # llama.cpp / CUDA printf now lands in stderr, never in the protocol
+        sys.stdout = sys.stderr
+        self._lock = threading.Lock()
+        self.recent_log: deque[str] = deque(maxlen=400)
+        self._partial = ""
+        self._partial_level = "info"
+
+    def send(self, message: Message) -> None:
+        data = message.to_wire()
+        with self._lock:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+
+    def log(self, level_id: int, raw: bytes | None) -> None:
+        """llama.cpp log callback body: join fragments into lines, keep the recent ones, send them."""
+        text = (raw or b"").decode("utf-8", errors="replace")
+        level = _LEVELS.get(level_id, "info")
+        if level == "cont":
+            level = self._partial_level
+        elif self._partial == "":
+            self._partial_level = level
+        self._partial += text
+        while "\n" in self._partial:
+            line, self._partial = self._partial.split("\n", 1)
+            self._emit(self._partial_level, line)
+            self._partial_level = level
+
+    def _emit(self, level: str, line: str) -> None:
+        if not line.strip() or set(line.strip()) == {"."}:
+            return  # llama.cpp's progress dots
+        self.recent_log.append(line)
+        if level != "debug":
+            self.send(LogLine(level=level, text=line))
+
+    def tail(self, n: int = 12) -> tuple[str, ...]:
+        return tuple(list(self.recent_log)[-n:])

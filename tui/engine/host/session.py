@@ -1,0 +1,168 @@
+"""What the engine process does with each command, and the state it keeps between them."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from types import ModuleType
+
+import psutil
+
+from tui.engine.errors import classify_load_log, describe_failure
+from tui.engine.host.bench import run_bench
+from tui.engine.host.channel import Channel
+from tui.engine.host.devices import list_devices
+from tui.engine.host.generate import ChatSession, PromptTooLong
+from tui.engine.host.runtime import LoadedModel, LoadError
+from tui.engine.protocol import (BenchCommand, BenchResult, CancelCommand, ChatCommand, ChatDone,
+                                 ChatFailed, CommandFailed, FailureKind, Hello, Loaded,
+                                 LoadCommand, LoadFailed, LoadProgress, Message, ModelFacts,
+                                 ShutdownCommand, TextPiece, Unloaded, decode)
+from tui.engine.settings import LoadSettings, SamplingSettings, SettingsError
+from tui.models.gguf_info import GgufError, check_model_file
+from tui.monitor.nvml import process_vram_bytes
+
+
+class EngineSession:
+    def __init__(self, channel: Channel, llama: ModuleType):
+        self.channel = channel
+        self.L = llama
+        self.loaded: LoadedModel | None = None
+        self.chat: ChatSession | None = None
+        self.cancel = threading.Event()
+        self.current_request = 0
+
+    # ------------------------------------------------------------- stdin thread
+
+    def receive(self, raw: bytes, commands: queue.Queue) -> None:
+        """Runs on the reader thread: cancel acts at once, the rest is queued for the main thread."""
+        try:
+            message = decode(raw)
+        except ValueError as exc:
+            self.channel.send(CommandFailed(message=str(exc)))
+            return
+        if isinstance(message, CancelCommand):
+            if message.request_id in (0, self.current_request):
+                self.cancel.set()
+            return
+        commands.put(None if isinstance(message, ShutdownCommand) else message)
+
+    # ------------------------------------------------------------- main thread
+
+    def hello(self) -> None:
+        L = self.L
+        self.channel.send(Hello(
+            pid=os.getpid(),
+            llama_cpp_version=getattr(L, "__version__", "?"),
+            gpu_offload=bool(L.llama_supports_gpu_offload()),
+            devices=tuple(list_devices()),
+            system_info=(L.llama_print_system_info() or b"").decode(errors="replace"),
+        ))
+
+    def handle(self, command: Message) -> None:
+        if isinstance(command, LoadCommand):
+            self._load(command)
+        elif isinstance(command, ChatCommand):
+            self._chat(command)
+        elif isinstance(command, BenchCommand):
+            self._bench(command)
+        else:
+            self.channel.send(CommandFailed(message=f"unexpected command {command.TYPE}"))
+
+    def fail(self, command: Message | None, details: str) -> None:
+        request_id = getattr(command, "request_id", 0)
+        self.channel.send(CommandFailed(request_id=request_id,
+                                        message=f"engine error: {details.strip().splitlines()[-1]}"))
+        for line in details.splitlines():
+            self.channel.log(4, (line + "\n").encode())
+
+    def shutdown(self) -> None:
+        self._unload()
+
+    # ------------------------------------------------------------- commands
+
+    def _unload(self) -> None:
+        if self.loaded is not None:
+            self.loaded.free()
+            self.loaded = None
+            self.chat = None
+            self.channel.send(Unloaded())
+
+    def _load_failed(self, kind: FailureKind, detail: str) -> None:
+        self.channel.send(LoadFailed(kind=kind.value, message=describe_failure(kind, detail),
+                                     log_tail=self.channel.tail()))
+
+    def _load(self, command: LoadCommand) -> None:
+        self._unload()
+        try:
+            settings = LoadSettings.from_dict(command.settings).validated()
+        except (SettingsError, TypeError) as exc:
+            self._load_failed(FailureKind.BAD_SETTINGS, str(exc))
+            return
+        try:
+            header = check_model_file(settings.model_path)
+        except GgufError as exc:
+            self._load_failed(FailureKind(exc.kind), str(exc))
+            return
+        last = [-1.0]
+
+        def progress(fraction: float) -> None:
+            if fraction - last[0] >= 0.01 or fraction >= 1.0:
+                last[0] = fraction
+                self.channel.send(LoadProgress(fraction=round(fraction, 3)))
+
+        self.channel.recent_log.clear()
+        try:
+            loaded = LoadedModel.load(settings, header, progress, lambda: list(self.channel.recent_log))
+        except LoadError:
+            kind, detail = classify_load_log(self.channel.recent_log)
+            self._load_failed(kind, detail)
+            return
+        self.loaded = loaded
+        self.chat = ChatSession(loaded)
+        facts = ModelFacts(**loaded.describe(),
+                           vram_bytes_per_gpu=process_vram_bytes(os.getpid()),
+                           rss_bytes=psutil.Process().memory_info().rss)
+        self.channel.send(Loaded(facts=facts))
+
+    def _chat(self, command: ChatCommand) -> None:
+        if self.chat is None:
+            self.channel.send(ChatFailed(request_id=command.request_id, message="No model is loaded."))
+            return
+        try:
+            sampling = SamplingSettings.from_dict(command.sampling).validated()
+        except (SettingsError, TypeError) as exc:
+            self.channel.send(ChatFailed(request_id=command.request_id, message=str(exc)))
+            return
+        self.current_request = command.request_id
+        self.cancel.clear()
+        rid = command.request_id
+        try:
+            stats = self.chat.run(command.messages, sampling, self.cancel,
+                                  lambda text: self.channel.send(TextPiece(request_id=rid, text=text)))
+        except PromptTooLong as exc:
+            self.channel.send(ChatFailed(request_id=rid, message=str(exc)))
+            return
+        except Exception as exc:
+            self.channel.send(ChatFailed(request_id=rid, message=f"Generation failed: {exc}"))
+            return
+        finally:
+            self.current_request = 0
+        self.channel.send(ChatDone(request_id=rid, stats=stats))
+
+    def _bench(self, command: BenchCommand) -> None:
+        if self.loaded is None or self.chat is None:
+            self.channel.send(CommandFailed(request_id=command.request_id, message="No model is loaded."))
+            return
+        self.current_request = command.request_id
+        self.cancel.clear()
+        try:
+            pp, tg = run_bench(self.loaded, command.n_prompt, command.n_gen,
+                               max(1, command.repetitions), self.cancel)
+        finally:
+            self.current_request = 0
+            self.chat.cached = []  # the bench cleared the KV cache
+        self.channel.send(BenchResult(request_id=command.request_id, n_prompt=command.n_prompt,
+                                      n_gen=command.n_gen, pp_tokens_per_s=tuple(round(x, 2) for x in pp),
+                                      tg_tokens_per_s=tuple(round(x, 2) for x in tg)))

@@ -1,0 +1,272 @@
+"""The messages between the UI process and the engine process: the only engine types the UI sees.
+
+One JSON object per line, each with a "type". The engine writes on a private pipe (not stdout, which
+llama.cpp and its libraries may print to); the UI writes commands to the engine's stdin.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from typing import Any, ClassVar
+
+
+class FailureKind(str, Enum):
+    """Why a load did not give a usable model. Each has a sentence a user understands (see errors.py)."""
+
+    MISSING = "missing"
+    NOT_GGUF = "not_gguf"
+    CORRUPT = "corrupt"
+    UNSUPPORTED_ARCH = "unsupported_arch"
+    OOM_DEVICE = "oom_device"
+    OOM_HOST = "oom_host"
+    BAD_SETTINGS = "bad_settings"
+    CRASHED = "crashed"
+    OTHER = "other"
+
+
+_REGISTRY: dict[str, type["Message"]] = {}
+
+
+@dataclass(frozen=True)
+class Message:
+    """Base of every wire message; subclasses set TYPE and are registered for decoding."""
+
+    TYPE: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.TYPE:
+            _REGISTRY[cls.TYPE] = cls
+
+    def to_wire(self) -> bytes:
+        return (json.dumps({"type": self.TYPE, **asdict(self)}, ensure_ascii=False) + "\n").encode()
+
+
+def decode(line: bytes | str) -> Message:
+    """Parse one wire line. Raises ValueError on anything that is not a known message."""
+    data = json.loads(line)
+    if not isinstance(data, dict) or data.get("type") not in _REGISTRY:
+        raise ValueError(f"not an engine message: {str(line)[:200]}")
+    cls = _REGISTRY[data.pop("type")]
+    return cls._from_dict(data)
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for name, value in data.items():
+        if name not in known:
+            continue
+        nested = _NESTED.get((cls.__name__, name))
+        if nested is not None and isinstance(value, dict):
+            value = _build(nested, value)
+        elif isinstance(value, list) and name in _TUPLE_FIELDS:
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _classmethod_from_dict(cls: type["Message"], data: dict[str, Any]) -> "Message":
+    return _build(cls, data)
+
+
+Message._from_dict = classmethod(_classmethod_from_dict)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- commands (UI -> engine)
+
+@dataclass(frozen=True)
+class LoadCommand(Message):
+    TYPE: ClassVar[str] = "load"
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChatCommand(Message):
+    TYPE: ClassVar[str] = "chat"
+    request_id: int = 0
+    messages: tuple[dict[str, str], ...] = ()
+    sampling: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CancelCommand(Message):
+    TYPE: ClassVar[str] = "cancel"
+    request_id: int = 0
+
+
+@dataclass(frozen=True)
+class BenchCommand(Message):
+    TYPE: ClassVar[str] = "bench"
+    request_id: int = 0
+    n_prompt: int = 512
+    n_gen: int = 128
+    repetitions: int = 3
+
+
+@dataclass(frozen=True)
+class ShutdownCommand(Message):
+    TYPE: ClassVar[str] = "shutdown"
+
+
+# ---------------------------------------------------------------- events (engine -> UI)
+
+@dataclass(frozen=True)
+class Hello(Message):
+    """First message of every engine: what this llama.cpp build can do."""
+
+    TYPE: ClassVar[str] = "hello"
+    pid: int = 0
+    llama_cpp_version: str = ""
+    gpu_offload: bool = False
+    """False on a CPU-only build of llama.cpp: n_gpu_layers is then ignored."""
+    devices: tuple[str, ...] = ()
+    system_info: str = ""
+
+
+@dataclass(frozen=True)
+class LogLine(Message):
+    TYPE: ClassVar[str] = "log"
+    level: str = "info"
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class LoadProgress(Message):
+    TYPE: ClassVar[str] = "progress"
+    fraction: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a loaded model is, and what loading it cost on this machine."""
+
+    path: str = ""
+    name: str = ""
+    architecture: str = ""
+    n_layer: int = 0
+    n_params: int = 0
+    size_bytes: int = 0
+    quant: str = ""
+    n_ctx: int = 0
+    n_ctx_train: int = 0
+    has_chat_template: bool = False
+    layers_offloaded: int = 0
+    layers_total: int = 0
+    load_seconds: float = 0.0
+    vram_bytes_per_gpu: tuple[int, ...] = ()
+    """Measured by NVML for the engine process, one entry per GPU; empty where NVML cannot say."""
+    rss_bytes: int = 0
+    kv_type_k: str = "f16"
+    kv_type_v: str = "f16"
+    flash_attn: str = "auto"
+
+
+@dataclass(frozen=True)
+class Loaded(Message):
+    TYPE: ClassVar[str] = "loaded"
+    facts: ModelFacts = field(default_factory=ModelFacts)
+
+
+@dataclass(frozen=True)
+class LoadFailed(Message):
+    TYPE: ClassVar[str] = "load_failed"
+    kind: str = FailureKind.OTHER.value
+    message: str = ""
+    log_tail: tuple[str, ...] = ()
+
+    @property
+    def failure(self) -> FailureKind:
+        return FailureKind(self.kind)
+
+
+@dataclass(frozen=True)
+class Unloaded(Message):
+    TYPE: ClassVar[str] = "unloaded"
+
+
+@dataclass(frozen=True)
+class TextPiece(Message):
+    TYPE: ClassVar[str] = "piece"
+    request_id: int = 0
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class ChatStats:
+    """Figures for one reply, from llama.cpp's own performance counters."""
+
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    time_to_first_token_s: float = 0.0
+    prompt_tokens_per_s: float = 0.0
+    generation_tokens_per_s: float = 0.0
+    stop_reason: str = ""
+    """eos, stop (a stop string), length (max_tokens), context (n_ctx full) or cancelled."""
+    context_used: int = 0
+    n_ctx: int = 0
+
+
+@dataclass(frozen=True)
+class ChatDone(Message):
+    TYPE: ClassVar[str] = "chat_done"
+    request_id: int = 0
+    stats: ChatStats = field(default_factory=ChatStats)
+
+
+@dataclass(frozen=True)
+class ChatFailed(Message):
+    TYPE: ClassVar[str] = "chat_failed"
+    request_id: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class BenchResult(Message):
+    """pp and tg like llama-bench: tokens per second of each repetition, after one warm-up."""
+
+    TYPE: ClassVar[str] = "bench_result"
+    request_id: int = 0
+    n_prompt: int = 0
+    n_gen: int = 0
+    pp_tokens_per_s: tuple[float, ...] = ()
+    tg_tokens_per_s: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class CommandFailed(Message):
+    """A command the engine could not act on (wrong state, malformed); the engine carries on."""
+
+    TYPE: ClassVar[str] = "command_failed"
+    request_id: int = 0
+    message: str = ""
+
+
+_NESTED: dict[tuple[str, str], type] = {
+    ("Loaded", "facts"): ModelFacts,
+    ("ChatDone", "stats"): ChatStats,
+}
+_TUPLE_FIELDS = {"messages", "devices", "log_tail", "vram_bytes_per_gpu",
+                 "pp_tokens_per_s", "tg_tokens_per_s"}
+
+
+# ---------------------------------------------------------------- client-side only
+
+@dataclass(frozen=True)
+class EngineCrashed:
+    """The engine process ended without being asked to (segfault, abort, kill, OOM killer)."""
+
+    returncode: int | None
+    signal_name: str | None
+    log_tail: tuple[str, ...]
+
+    def describe(self) -> str:
+        if self.signal_name:
+            how = f"was killed by {self.signal_name}"
+            if self.signal_name == "SIGKILL":
+                how += " (often the kernel's out-of-memory killer)"
+        else:
+            how = f"exited with code {self.returncode}"
+        return f"The engine process {how}."

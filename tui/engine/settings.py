@@ -1,0 +1,165 @@
+"""What a load and a chat request are asked to do: plain, validated, serialisable data.
+
+These are the settings a user tunes. They cross the process boundary as dicts, are stored in
+profiles as TOML tables, and are validated in one place so every front end says the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+#: KV-cache element types llama.cpp accepts for K and V, by the names its CLI uses.
+KV_TYPES: tuple[str, ...] = ("f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl")
+FLASH_ATTN_MODES: tuple[str, ...] = ("auto", "on", "off")
+SPLIT_MODES: tuple[str, ...] = ("layer", "row", "none")
+
+#: n_gpu_layers value that means "every layer, and the output layer too".
+ALL_LAYERS = -1
+
+MAX_CTX = 1 << 21
+
+
+class SettingsError(ValueError):
+    """One or more settings are out of range; `problems` maps field name to a sentence."""
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How to load one GGUF model (the knobs of llama.cpp's model and context parameters)."""
+
+    model_path: str
+    n_gpu_layers: int = ALL_LAYERS
+    """Blocks to put on the GPU, counted from the last one; -1 means all plus the output layer."""
+    n_ctx: int = 4096
+    n_batch: int = 2048
+    n_ubatch: int = 512
+    type_k: str = "f16"
+    type_v: str = "f16"
+    flash_attn: str = "auto"
+    offload_kqv: bool = True
+    use_mmap: bool = True
+    use_mlock: bool = False
+    n_threads: int | None = None
+    """Generation threads; None lets vramdeck pick the number of physical cores."""
+    n_threads_batch: int | None = None
+    main_gpu: int = 0
+    split_mode: str = "layer"
+    tensor_split: tuple[float, ...] = ()
+    """Proportions of the offloaded layers per GPU, e.g. (1.0, 1.0); empty means llama.cpp decides."""
+
+    def problems(self) -> dict[str, str]:
+        """Every out-of-range value, as field -> sentence. Empty when the settings are usable."""
+        p: dict[str, str] = {}
+        if not self.model_path:
+            p["model_path"] = "no model file given"
+        if self.n_gpu_layers < ALL_LAYERS:
+            p["n_gpu_layers"] = f"must be -1 (all) or 0 or more, not {self.n_gpu_layers}"
+        if not 0 <= self.n_ctx <= MAX_CTX:
+            p["n_ctx"] = f"must be between 0 (the model's own) and {MAX_CTX}, not {self.n_ctx}"
+        if self.n_batch < 1:
+            p["n_batch"] = f"must be at least 1, not {self.n_batch}"
+        if self.n_ubatch < 1:
+            p["n_ubatch"] = f"must be at least 1, not {self.n_ubatch}"
+        elif self.n_ubatch > self.n_batch:
+            p["n_ubatch"] = f"({self.n_ubatch}) cannot exceed n_batch ({self.n_batch})"
+        for name in ("type_k", "type_v"):
+            if getattr(self, name) not in KV_TYPES:
+                p[name] = f"must be one of {', '.join(KV_TYPES)}, not {getattr(self, name)!r}"
+        if self.flash_attn not in FLASH_ATTN_MODES:
+            p["flash_attn"] = f"must be one of {', '.join(FLASH_ATTN_MODES)}, not {self.flash_attn!r}"
+        if self.split_mode not in SPLIT_MODES:
+            p["split_mode"] = f"must be one of {', '.join(SPLIT_MODES)}, not {self.split_mode!r}"
+        for name in ("n_threads", "n_threads_batch"):
+            value = getattr(self, name)
+            if value is not None and not 1 <= value <= 1024:
+                p[name] = f"must be between 1 and 1024, not {value}"
+        if self.main_gpu < 0:
+            p["main_gpu"] = f"must be 0 or more, not {self.main_gpu}"
+        if any(x < 0 for x in self.tensor_split):
+            p["tensor_split"] = "proportions cannot be negative"
+        elif self.tensor_split and sum(self.tensor_split) <= 0:
+            p["tensor_split"] = "at least one GPU needs a share above 0"
+        return p
+
+    def validated(self) -> "LoadSettings":
+        """Return self, or raise SettingsError naming every bad field."""
+        problems = self.problems()
+        if problems:
+            raise SettingsError(problems)
+        return self
+
+    def with_changes(self, **changes: Any) -> "LoadSettings":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tensor_split"] = list(self.tensor_split)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LoadSettings":
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if "tensor_split" in kwargs:
+            kwargs["tensor_split"] = tuple(float(x) for x in kwargs["tensor_split"] or ())
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How to pick each next token. temperature <= 0 means greedy (deterministic)."""
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    repeat_last_n: int = 64
+    max_tokens: int = 1024
+    seed: int = -1
+    """-1 picks a fresh random seed per request."""
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+    def problems(self) -> dict[str, str]:
+        p: dict[str, str] = {}
+        if not 0.0 <= self.temperature <= 5.0:
+            p["temperature"] = f"must be between 0 and 5, not {self.temperature}"
+        if not 0.0 < self.top_p <= 1.0:
+            p["top_p"] = f"must be above 0 and at most 1, not {self.top_p}"
+        if self.top_k < 0:
+            p["top_k"] = f"must be 0 (off) or more, not {self.top_k}"
+        if not 0.0 <= self.min_p < 1.0:
+            p["min_p"] = f"must be at least 0 and below 1, not {self.min_p}"
+        if not 0.0 < self.repeat_penalty <= 5.0:
+            p["repeat_penalty"] = f"must be above 0 and at most 5, not {self.repeat_penalty}"
+        if self.max_tokens < 1:
+            p["max_tokens"] = f"must be at least 1, not {self.max_tokens}"
+        if self.seed < -1:
+            p["seed"] = f"must be -1 (random) or 0 or more, not {self.seed}"
+        if any(not s for s in self.stop):
+            p["stop"] = "stop strings cannot be empty"
+        return p
+
+    def validated(self) -> "SamplingSettings":
+        problems = self.problems()
+        if problems:
+            raise SettingsError(problems)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SamplingSettings":
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if "stop" in kwargs:
+            kwargs["stop"] = tuple(kwargs["stop"] or ())
+        return cls(**kwargs)

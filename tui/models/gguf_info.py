@@ -1,0 +1,235 @@
+"""Read a GGUF file's header (metadata and tensor table) without touching tensor data.
+
+A purpose-built reader: it skips the large tokenizer arrays instead of materialising them, so a
+70B file's header reads in tens of milliseconds, and it checks the file is as long as its tensor
+table says, which is how a truncated download is told apart from a good file.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
+
+GGUF_MAGIC = b"GGUF"
+DEFAULT_ALIGNMENT = 32
+_SMALL_ARRAY = 64  # arrays up to this length are kept; longer ones only counted
+
+# value type id -> struct format (scalars)
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+            10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+
+
+class GgufError(Exception):
+    """The file cannot be read as a GGUF model. `kind` is one of: missing, not_gguf, corrupt."""
+
+    def __init__(self, kind: str, message: str):
+        self.kind = kind
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    """A long metadata array we only counted (e.g. the tokenizer's token list)."""
+
+    item_type: int
+    length: int
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]
+    ggml_type: int
+    offset: int
+    n_bytes: int
+
+    @property
+    def type_name(self) -> str:
+        try:
+            return GGMLQuantizationType(self.ggml_type).name
+        except ValueError:
+            return f"type{self.ggml_type}"
+
+
+@dataclass(frozen=True)
+class GgufHeader:
+    path: str
+    file_size: int
+    version: int
+    metadata: dict[str, Any]
+    tensors: tuple[TensorInfo, ...]
+    data_offset: int
+    expected_size: int
+    """Bytes the file must have for every tensor to be present."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def truncated(self) -> bool:
+        return self.file_size < self.expected_size
+
+    @property
+    def tensor_bytes(self) -> int:
+        return sum(t.n_bytes for t in self.tensors)
+
+
+def tensor_nbytes(ggml_type: int, shape: tuple[int, ...]) -> int:
+    """Bytes of one tensor's data, from its GGML type's block size and bytes per block."""
+    try:
+        block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
+    except (ValueError, KeyError):
+        raise GgufError("corrupt", f"unknown tensor type id {ggml_type}") from None
+    n = 1
+    for d in shape:
+        n *= d
+    if shape and shape[0] % block:
+        raise GgufError("corrupt", f"row of {shape[0]} elements is not a whole number of "
+                                   f"{block}-element blocks")
+    return n // block * type_size
+
+
+class _Cursor:
+    def __init__(self, buf: mmap.mmap | bytes, size: int):
+        self.buf, self.size, self.pos = buf, size, 0
+
+    def need(self, n: int) -> None:
+        if n < 0 or self.pos + n > self.size:
+            raise GgufError("corrupt", f"header ends early at byte {self.pos} "
+                                       f"(needs {n} more of {self.size}): truncated or damaged")
+
+    def unpack(self, fmt: str) -> Any:
+        n = struct.calcsize(fmt)
+        self.need(n)
+        (value,) = struct.unpack_from(fmt, self.buf, self.pos)
+        self.pos += n
+        return value
+
+    def string(self) -> str:
+        n = self.unpack("<Q")
+        if n > 1 << 26:
+            raise GgufError("corrupt", f"string of {n} bytes at byte {self.pos}: damaged header")
+        self.need(n)
+        raw = bytes(self.buf[self.pos:self.pos + n])
+        self.pos += n
+        return raw.decode("utf-8", errors="replace")
+
+    def skip_string(self) -> None:
+        n = self.unpack("<Q")
+        self.need(n)
+        self.pos += n
+
+    def value(self, vtype: int) -> Any:
+        if vtype in _SCALARS:
+            return self.unpack(_SCALARS[vtype])
+        if vtype == _STRING:
+            return self.string()
+        if vtype == _ARRAY:
+            item_type = self.unpack("<I")
+            length = self.unpack("<Q")
+            if length > 1 << 32:
+                raise GgufError("corrupt", f"array of {length} items: damaged header")
+            if length <= _SMALL_ARRAY:
+                return [self.value(item_type) for _ in range(length)]
+            if item_type in _SCALARS:
+                n = struct.calcsize(_SCALARS[item_type]) * length
+                self.need(n)
+                self.pos += n
+            elif item_type == _STRING:
+                for _ in range(length):
+                    self.skip_string()
+            else:
+                for _ in range(length):
+                    self.value(item_type)
+            return ArrayInfo(item_type, length)
+        raise GgufError("corrupt", f"unknown metadata value type {vtype} at byte {self.pos}")
+
+
+def check_path(path: str | os.PathLike[str]) -> Path:
+    """The path as a readable regular file, or GgufError saying plainly what it is instead."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise GgufError("missing", f"No file at {p}.")
+    if p.is_dir():
+        raise GgufError("missing", f"{p} is a folder, not a model file.")
+    if not p.is_file():
+        raise GgufError("not_gguf", f"{p} is not a regular file.")
+    if not os.access(p, os.R_OK):
+        raise GgufError("missing", f"{p} cannot be read (permission denied).")
+    return p
+
+
+def read_header(path: str | os.PathLike[str]) -> GgufHeader:
+    """Parse the header of a GGUF file. Raises GgufError for anything that is not a whole GGUF."""
+    p = check_path(path)
+    size = p.stat().st_size
+    if size == 0:
+        raise GgufError("not_gguf", f"{p.name} is empty (0 bytes).")
+    with open(p, "rb") as f:
+        head = f.read(4)
+        if head != GGUF_MAGIC:
+            raise GgufError("not_gguf", f"{p.name} is not a GGUF file (it starts with "
+                                        f"{head!r}, not b'GGUF').")
+        if size < 24:
+            raise GgufError("corrupt", f"{p.name} is only {size} bytes: truncated.")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            return _parse(str(p), buf, size)
+
+
+def _parse(path: str, buf: mmap.mmap, size: int) -> GgufHeader:
+    c = _Cursor(buf, size)
+    c.pos = 4
+    version = c.unpack("<I")
+    if version not in (2, 3):
+        raise GgufError("corrupt", f"GGUF version {version} is not supported (2 or 3 expected).")
+    n_tensors = c.unpack("<Q")
+    n_kv = c.unpack("<Q")
+    if n_tensors > 1 << 20 or n_kv > 1 << 20:
+        raise GgufError("corrupt", "implausible tensor or key count: damaged header")
+    metadata: dict[str, Any] = {}
+    for _ in range(n_kv):
+        key = c.string()
+        metadata[key] = c.value(c.unpack("<I"))
+    raw_tensors = []
+    for _ in range(n_tensors):
+        name = c.string()
+        n_dims = c.unpack("<I")
+        if n_dims > 8:
+            raise GgufError("corrupt", f"tensor {name} has {n_dims} dimensions: damaged header")
+        shape = tuple(c.unpack("<Q") for _ in range(n_dims))
+        ggml_type = c.unpack("<I")
+        offset = c.unpack("<Q")
+        raw_tensors.append((name, shape, ggml_type, offset))
+    alignment = int(metadata.get("general.alignment", DEFAULT_ALIGNMENT)) or DEFAULT_ALIGNMENT
+    data_offset = -(-c.pos // alignment) * alignment
+    tensors = tuple(TensorInfo(n, s, t, o, tensor_nbytes(t, s)) for n, s, t, o in raw_tensors)
+    end = max((t.offset + t.n_bytes for t in tensors), default=0)
+    return GgufHeader(path=path, file_size=size, version=version, metadata=metadata,
+                      tensors=tensors, data_offset=data_offset, expected_size=data_offset + end)
+
+
+def check_model_file(path: str | os.PathLike[str]) -> GgufHeader:
+    """read_header, and also refuse a file shorter than its tensor table needs."""
+    header = read_header(path)
+    if header.truncated:
+        missing = header.expected_size - header.file_size
+        raise GgufError("corrupt", f"{Path(path).name} is truncated: {header.file_size:,} bytes, "
+                                   f"but its tensors need {header.expected_size:,} "
+                                   f"({missing:,} missing). Download it again.")
+    return header
+
+
+def file_type_name(file_type: int | None) -> str:
+    """The quant name of general.file_type (e.g. 15 -> 'Q4_K_M')."""
+    if file_type is None:
+        return "?"
+    try:
+        name = LlamaFileType(file_type).name
+    except ValueError:
+        return f"type{file_type}"
+    return name.removeprefix("MOSTLY_").replace("ALL_F32", "F32")

@@ -1,0 +1,1 @@
+"""Hardware reads (NVML, psutil) behind one sampler interface. Imports no textual."""

@@ -1,0 +1,27 @@
+"""The one interface the UI reads hardware through: `Sampler.sample()` -> Sample."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from tui.monitor.host_stats import HostSource
+from tui.monitor.nvml import NvmlSource
+from tui.monitor.sample import Sample
+
+
+class SamplerLike(Protocol):
+    def sample(self, engine_pid: int | None = None) -> Sample: ...
+
+
+class Sampler:
+    """Reads NVML and psutil. Blocking (NVML calls can take milliseconds): call it off the UI thread."""
+
+    def __init__(self, nvml: NvmlSource | None = None, host: HostSource | None = None):
+        self.nvml = nvml or NvmlSource()
+        self.host = host or HostSource()
+
+    def sample(self, engine_pid: int | None = None) -> Sample:
+        gpus, status = self.nvml.read(engine_pid)
+        return Sample(time=time.monotonic(), gpus=gpus, gpu_status=status,
+                      host=self.host.read(engine_pid), driver_version=self.nvml.driver_version)
