@@ -85,6 +85,7 @@ class EngineClient:
         env = dict(os.environ)
         root = os.path.dirname(os.path.dirname(os.path.abspath(tui.__file__)))
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env.setdefault("GGML_NO_BACKTRACE", "1")  # an abort should leave its assert line, not a gdb dump
         env.update(self.extra_env)
         self._stopping = False
         self.hello = None
@@ -259,11 +260,18 @@ class EngineClient:
 
     async def chat(self, messages: Sequence[dict[str, str]],
                    sampling: SamplingSettings | None = None) -> AsyncIterator[ChatEvent]:
-        """Stream a reply: TextPiece events, then one ChatDone, ChatFailed or EngineCrashed."""
+        """Stream a reply: TextPiece events, then one ChatDone, ChatFailed or EngineCrashed.
+
+        Use `async with contextlib.aclosing(client.chat(...))` when you may stop reading early:
+        closing the stream cancels the request. A stream abandoned without closing is cancelled
+        when the next request starts, so it never holds the engine.
+        """
         sampling = sampling or SamplingSettings()
         if self.loaded is None or not self.running:
             yield ChatFailed(message="No model is loaded.")
             return
+        if self._active_chat is not None:
+            await self._send(CancelCommand(request_id=self._active_chat))
         request_id = next(self._ids)
         queue: asyncio.Queue = asyncio.Queue()
         self._requests[request_id] = queue

@@ -25,7 +25,7 @@ def _clear(ctx: int) -> None:
 def _prompt_pass(lm: LoadedModel, tokens: list[int]) -> float:
     ctx = lm.ctx
     _clear(ctx)
-    n_batch = max(1, lm.settings.n_batch)
+    n_batch = max(1, int(L.llama_n_batch(ctx)))
     start = time.perf_counter()
     for i in range(0, len(tokens), n_batch):
         _decode(ctx, tokens[i:i + n_batch])

@@ -124,7 +124,7 @@ class ChatSession:
             raise PromptTooLong(len(tokens), n_ctx)
         L.llama_perf_context_reset(ctx)
         reused = self._reuse_prefix(tokens)
-        n_batch = max(1, self.lm.settings.n_batch)
+        n_batch = max(1, int(L.llama_n_batch(ctx)))
         pending = tokens[reused:]
         for i in range(0, len(pending), n_batch):
             if cancelled.is_set():

@@ -1,0 +1,45 @@
+"""Shared fixtures: the real demo model, and GGUF files generated for the test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tui.models.demo import DEMO_MISSING, find_demo_model
+from tui.models.synthetic import LLAMA31_70B, write_random_llama, write_sparse_llama
+
+
+@pytest.fixture(scope="session")
+def demo_model() -> Path:
+    path = find_demo_model()
+    if path is None:
+        pytest.fail(DEMO_MISSING)  # the README's test command installs it: never skip silently
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    return write_random_llama(tmp_path_factory.mktemp("models") / "tiny-llama-F32.gguf")
+
+
+@pytest.fixture(scope="session")
+def quant_ladder(tiny_llama: Path) -> dict[str, Path]:
+    """The tiny model quantized by llama.cpp itself to Q8_0, Q4_K_M and Q2_K."""
+    import llama_cpp  # the test process may use llama.cpp directly; the UI process never does
+
+    ladder = {}
+    for name, ftype in (("Q8_0", 7), ("Q4_K_M", 15), ("Q2_K", 10)):
+        out = tiny_llama.with_name(f"tiny-llama-{name}.gguf")
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = ftype
+        rc = llama_cpp.llama_model_quantize(str(tiny_llama).encode(), str(out).encode(), params)
+        assert rc == 0, f"quantizing to {name} failed with {rc}"
+        ladder[name] = out
+    return ladder
+
+
+@pytest.fixture(scope="session")
+def sparse_70b(tmp_path_factory) -> Path:
+    return write_sparse_llama(tmp_path_factory.mktemp("sparse") / "llama-3.1-70b-Q4_K_M.gguf",
+                              LLAMA31_70B, "Q4_K_M")

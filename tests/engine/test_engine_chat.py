@@ -1,0 +1,163 @@
+"""The real engine process with the real SmolLM2 model: chat, stream, figures, cancel, bench."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import pytest
+
+from tui.engine.client import EngineClient, EngineError
+from tui.engine.protocol import ChatDone, ChatFailed, Loaded, TextPiece
+from tui.engine.settings import LoadSettings, SamplingSettings
+
+pytestmark = pytest.mark.slow
+SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
+GREEDY = SamplingSettings(temperature=0, max_tokens=48)
+
+
+@pytest.fixture
+async def engine(demo_model):
+    client = EngineClient()
+    result = await client.load(LoadSettings(model_path=str(demo_model), n_ctx=2048))
+    assert isinstance(result, Loaded), result
+    yield client
+    await client.close()
+
+
+async def collect(client, messages, sampling=GREEDY):
+    pieces, end = [], None
+    async for event in client.chat(messages, sampling):
+        if isinstance(event, TextPiece):
+            pieces.append(event.text)
+        else:
+            end = event
+    return pieces, end
+
+
+async def test_greedy_answer_mentions_paris_and_streams_in_pieces(engine):
+    pieces, done = await collect(engine, [SYSTEM, {"role": "user",
+                                                   "content": "What is the capital of France?"}])
+    assert isinstance(done, ChatDone), done
+    assert "Paris" in "".join(pieces)
+    assert len(pieces) > 3, "the reply should arrive as a stream of pieces, not in one block"
+    s = done.stats
+    assert s.prompt_tokens > 0 and s.generated_tokens > 0
+    assert s.time_to_first_token_s > 0
+    assert s.prompt_tokens_per_s > 0 and s.generation_tokens_per_s > 0
+    assert s.stop_reason == "eos"
+    assert 0 < s.context_used <= s.n_ctx == 2048
+
+
+async def test_loaded_facts_describe_the_demo_model(engine, demo_model):
+    facts = engine.loaded.facts
+    assert facts.architecture == "llama"
+    assert facts.n_layer == 30
+    assert facts.quant == "Q4_1"
+    assert facts.has_chat_template
+    assert facts.n_ctx == 2048 and facts.n_ctx_train == 8192
+    assert 130e6 < facts.n_params < 140e6
+    assert facts.rss_bytes > facts.size_bytes / 2
+    assert facts.load_seconds > 0
+    assert engine.hello is not None and engine.hello.pid == engine.pid
+
+
+async def test_same_seed_same_reply_and_stop_strings_cut(engine):
+    messages = [SYSTEM, {"role": "user", "content": "Write a short poem about the sea."}]
+    sampling = SamplingSettings(temperature=0.9, seed=42, max_tokens=24)
+    a, _ = await collect(engine, messages, sampling)
+    b, _ = await collect(engine, messages, sampling)
+    assert "".join(a) == "".join(b)
+    full = "".join(a)
+    stop = full.split()[3]  # a word from the middle of that reply
+    cut, done = await collect(engine, messages, SamplingSettings(temperature=0.9, seed=42,
+                                                                  max_tokens=24, stop=(stop,)))
+    assert done.stats.stop_reason == "stop"
+    assert "".join(cut) == full[:full.index(stop)]
+
+
+async def test_max_tokens_and_multi_turn_reuse(engine):
+    messages = [SYSTEM, {"role": "user", "content": "Count from one to fifty in words."}]
+    pieces, done = await collect(engine, messages, SamplingSettings(temperature=0, max_tokens=5))
+    assert done.stats.stop_reason == "length" and done.stats.generated_tokens == 5
+    messages += [{"role": "assistant", "content": "".join(pieces)},
+                 {"role": "user", "content": "Thanks. And what is 2+2?"}]
+    _, done2 = await collect(engine, messages)
+    assert isinstance(done2, ChatDone)
+    assert done2.stats.prompt_tokens > done.stats.prompt_tokens
+
+
+async def test_cancel_ends_the_stream_within_a_token_and_engine_stays_usable(engine):
+    messages = [SYSTEM, {"role": "user", "content": "Tell me a very long story about a dragon."}]
+    got, end = [], None
+    cancelled_at = None
+    async for event in engine.chat(messages, SamplingSettings(temperature=0.8, seed=1, max_tokens=2000)):
+        if isinstance(event, TextPiece):
+            got.append(event)
+            if len(got) == 5:
+                await engine.cancel()
+                cancelled_at = len(got)
+        else:
+            end = event
+    assert isinstance(end, ChatDone)
+    assert end.stats.stop_reason == "cancelled"
+    assert len(got) <= cancelled_at + 2, "cancel must stop generation within about one token"
+    pieces, done = await collect(engine, [SYSTEM, {"role": "user", "content": "Say hi."}])
+    assert isinstance(done, ChatDone) and pieces
+
+
+async def test_closing_the_stream_early_cancels_it(engine):
+    async with contextlib.aclosing(engine.chat([SYSTEM, {"role": "user", "content": "Write 500 words."}],
+                                               SamplingSettings(max_tokens=2000))) as stream:
+        async for _ in stream:
+            break
+    assert not engine.busy
+    started = time.monotonic()
+    _, done = await collect(engine, [SYSTEM, {"role": "user", "content": "Say hi."}])
+    assert isinstance(done, ChatDone)
+    assert time.monotonic() - started < 5, "the abandoned 2000-token reply must not run on"
+
+
+async def test_an_abandoned_stream_is_cancelled_by_the_next_request(engine):
+    abandoned = engine.chat([SYSTEM, {"role": "user", "content": "Write 500 words."}],
+                            SamplingSettings(max_tokens=2000))
+    await abandoned.__anext__()  # started, then dropped without closing
+    started = time.monotonic()
+    _, done = await collect(engine, [SYSTEM, {"role": "user", "content": "Say hi."}])
+    assert isinstance(done, ChatDone)
+    assert time.monotonic() - started < 5
+    await abandoned.aclose()
+
+
+async def test_prompt_longer_than_context_fails_clearly(demo_model):
+    client = EngineClient()
+    try:
+        await client.load(LoadSettings(model_path=str(demo_model), n_ctx=256))
+        n_ctx = client.loaded.facts.n_ctx
+        _, end = await collect(client, [{"role": "user", "content": "word " * (2 * n_ctx)}])
+        assert isinstance(end, ChatFailed)
+        assert "context" in end.message and str(n_ctx) in end.message
+    finally:
+        await client.close()
+
+
+async def test_chat_without_a_model_says_so():
+    client = EngineClient()
+    _, end = await collect(client, [{"role": "user", "content": "hi"}])
+    assert isinstance(end, ChatFailed) and "No model" in end.message
+    with pytest.raises(EngineError):
+        await client.bench()
+
+
+async def test_bench_reports_pp_and_tg_per_repetition(engine):
+    result = await engine.bench(n_prompt=64, n_gen=16, repetitions=2)
+    assert len(result.pp_tokens_per_s) == 2 and len(result.tg_tokens_per_s) == 2
+    assert all(x > 0 for x in result.pp_tokens_per_s + result.tg_tokens_per_s)
+    _, done = await collect(engine, [SYSTEM, {"role": "user", "content": "Say hi."}])
+    assert isinstance(done, ChatDone), "chat works after a bench cleared the cache"
+
+
+async def test_engine_log_is_captured(engine):
+    text = "\n".join(engine.log)
+    assert "llama_model_loader" in text or "print_info" in text
+    assert "n_ctx" in text
