@@ -154,7 +154,7 @@ class EngineClient:
             try:
                 message = decode(line)
             except ValueError:
-                self._add_log(f"[engine] unreadable message: {line[:200]!r}")
+                self._add_log(f"[engine] unreadable message: {line[:200]!r}", "error")
                 continue
             self._route(message)
 
@@ -163,8 +163,7 @@ class EngineClient:
         while line := await proc.stderr.readline():
             text = line.decode("utf-8", errors="replace").rstrip("\n")
             if text.strip():
-                self._add_log(text)
-                self._notify(LogLine(level="stderr", text=text))
+                self._add_log(text, "stderr")
 
     async def _watch(self, proc: asyncio.subprocess.Process, readers: list[asyncio.Task]) -> None:
         returncode = await proc.wait()
@@ -189,13 +188,14 @@ class EngineClient:
             queue.put_nowait(crash)
         self._notify(crash)
 
-    def _add_log(self, text: str) -> None:
+    def _add_log(self, text: str, level: str = "info") -> None:
+        """Keep a log line and tell subscribers: every line in `log` was announced exactly once."""
         self.log.append(text)
+        self._notify(LogLine(level=level, text=text))
 
     def _route(self, message: Message) -> None:
         if isinstance(message, LogLine):
-            self._add_log(message.text)
-            self._notify(message)
+            self._add_log(message.text, message.level)
         elif isinstance(message, Hello):
             self.hello = message
             self._resolve("hello", message)

@@ -35,10 +35,9 @@ _ADVICE = {
     FailureKind.CORRUPT: "The file is damaged or incomplete; download it again.",
     FailureKind.UNSUPPORTED_ARCH: "This llama.cpp build does not know this architecture; "
                                   "upgrade llama-cpp-python.",
-    FailureKind.OOM_DEVICE: "Not enough GPU memory: offload fewer layers, quantize the KV cache "
-                            "(q8_0 or q4_0), or shorten the context.",
-    FailureKind.OOM_HOST: "Not enough host memory: close other programs, shorten the context, "
-                          "or use a smaller quant.",
+    FailureKind.OOM_DEVICE: "Try fewer GPU layers, a quantized KV cache (q8_0 or q4_0), or a "
+                            "shorter context.",
+    FailureKind.OOM_HOST: "Close other programs, shorten the context, or use a smaller quant.",
     FailureKind.CRASHED: "Try fewer GPU layers or a shorter context; the Log pane has the details.",
     FailureKind.OTHER: "The Log pane has llama.cpp's own words.",
 }

@@ -29,13 +29,15 @@ def _text(value: Any) -> str:
 class NvmlSource:
     """Reads every NVIDIA GPU through an NVML module. `read()` never raises."""
 
-    def __init__(self, nvml: ModuleType | Any | None = None):
+    def __init__(self, nvml: ModuleType | Any | None = None,
+                 process_name: Callable[[int], str] | None = None):
         if nvml is None:
             try:
                 import pynvml as nvml  # type: ignore[no-redef]
             except ImportError:
                 nvml = None
         self._nvml = nvml
+        self._process_name = process_name or _process_name
         self._ready = False
         self.status = "NVML (nvidia-ml-py) is not installed" if nvml is None else ""
         self.driver_version: str | None = None
@@ -113,7 +115,7 @@ class NvmlSource:
                 if used is not None and used >= 1 << 62:  # NVML_VALUE_NOT_AVAILABLE
                     used = None
                 if pid not in seen:
-                    seen[pid] = GpuProcess(pid, _process_name(pid), used, pid == engine_pid)
+                    seen[pid] = GpuProcess(pid, self._process_name(pid), used, pid == engine_pid)
         return tuple(sorted(seen.values(), key=lambda p: -(p.used_bytes or 0)))
 
 

@@ -1,0 +1,83 @@
+"""A scripted engine for deterministic snapshots: same replies, same figures, no process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from tui.engine.protocol import (ChatDone, ChatStats, Hello, Loaded, LoadFailed, LoadProgress,
+                                 ModelFacts, TextPiece)
+from tui.engine.settings import LoadSettings
+
+GiB = 1024**3
+
+FACTS = ModelFacts(path="/models/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf",
+                   name="Meta Llama 3.1 8B Instruct", architecture="llama", n_layer=32,
+                   n_params=8_030_261_248, size_bytes=4_920_734_720, quant="Q4_K_M", n_ctx=8192,
+                   n_ctx_train=131072, has_chat_template=True, layers_offloaded=33,
+                   layers_total=33, load_seconds=2.41, vram_bytes_per_gpu=(int(6.2 * GiB),),
+                   rss_bytes=int(0.9 * GiB))
+
+REPLY = ("Here is a function that adds two numbers:\n\n```python\ndef add(a: int, b: int) -> int:\n"
+         "    return a + b\n```\n\nCall it as `add(2, 3)`, which returns **5**.")
+
+STATS = ChatStats(prompt_tokens=31, generated_tokens=42, time_to_first_token_s=0.118,
+                  prompt_tokens_per_s=1830.5, generation_tokens_per_s=97.3, stop_reason="eos",
+                  context_used=73, n_ctx=8192)
+
+
+class ScriptedEngine:
+    def __init__(self, facts: ModelFacts = FACTS, reply: str = REPLY, gpu_offload: bool = True,
+                 pid: int = 4242, fail: LoadFailed | None = None):
+        self.facts, self.reply, self.gpu_offload, self._pid, self.fail = facts, reply, gpu_offload, pid, fail
+        self.log: deque[str] = deque(["llama_model_loader: loaded meta data", "load_tensors: offloaded 33/33 layers to GPU"])
+        self.hello = Hello(pid=pid, llama_cpp_version="0.3.36", gpu_offload=gpu_offload)
+        self.loaded: Loaded | None = None
+        self._listeners = []
+        self.cancelled = False
+        self.busy = False
+
+    def subscribe(self, listener):
+        self._listeners.append(listener)
+        return lambda: None
+
+    def _notify(self, event):
+        for listener in self._listeners:
+            listener(event)
+
+    @property
+    def pid(self):
+        return self._pid if self.loaded else None
+
+    @property
+    def running(self):
+        return self.loaded is not None
+
+    async def load(self, settings: LoadSettings):
+        self._notify(self.hello)
+        self._notify(LoadProgress(fraction=0.5))
+        if self.fail is not None:
+            self._notify(self.fail)
+            return self.fail
+        self.loaded = Loaded(facts=self.facts)
+        self._notify(self.loaded)
+        return self.loaded
+
+    async def chat(self, messages, sampling=None):
+        words = self.reply.split(" ")
+        for i, word in enumerate(words):
+            await asyncio.sleep(0)
+            yield TextPiece(request_id=1, text=word + (" " if i < len(words) - 1 else ""))
+        yield ChatDone(request_id=1, stats=STATS)
+
+    async def cancel(self):
+        self.cancelled = True
+
+    async def bench(self, *args):
+        raise NotImplementedError
+
+    async def close(self):
+        self.loaded = None
+
+    async def unload(self):
+        self.loaded = None

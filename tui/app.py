@@ -1,0 +1,141 @@
+"""VramdeckApp: the panes as modes, the engine and the sampler, and the state they share.
+
+Wiring only. State flows down: the app keeps `engine_status`, `sample` and `warning` as reactives
+and the screens watch them. Engine events reach the app as messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+
+from tui import __version__
+from tui.engine.client import EngineClient
+from tui.engine.protocol import EngineCrashed, Hello, Loaded, LoadFailed, LogLine
+from tui.engine.settings import LoadSettings, SamplingSettings
+from tui.engine.status import EngineStatus, cpu_only_warning
+from tui.monitor.sample import Sample
+from tui.monitor.sampler import SamplerLike
+from tui.screens.chat import ChatScreen
+from tui.screens.log import LogScreen
+from tui.screens.monitor import MonitorScreen
+from tui.screens.tuner import TunerScreen
+from tui.themes import load_themes
+
+
+@dataclass
+class EngineEvent(Message):
+    event: object
+
+
+class VramdeckApp(App):
+    TITLE = f"vramdeck {__version__}"
+    CSS_PATH = "app.tcss"
+    MODES = {"chat": ChatScreen, "monitor": MonitorScreen, "tuner": TunerScreen, "log": LogScreen}
+    DEFAULT_MODE = "chat"
+    BINDINGS = [
+        Binding("f2", "switch_mode('chat')", "Chat", id="app.chat"),
+        Binding("f3", "switch_mode('monitor')", "Monitor", id="app.monitor"),
+        Binding("f4", "switch_mode('tuner')", "Tuner", id="app.tuner"),
+        Binding("f5", "switch_mode('log')", "Log", id="app.log"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+    ]
+
+    engine_status: reactive[EngineStatus] = reactive(EngineStatus)
+    sample: reactive[Sample | None] = reactive(None)
+    warning: reactive[str] = reactive("")
+    log_count: reactive[int] = reactive(0)
+    context_used: reactive[int] = reactive(0)
+    """Tokens in the KV cache after the last reply."""
+
+    def __init__(self, engine: EngineClient, sampler: SamplerLike,
+                 settings: LoadSettings | None = None, notice: str = "",
+                 sample_interval: float = 1.0, theme: str = "vramdeck-dark"):
+        super().__init__()
+        self.engine = engine
+        self.sampler = sampler
+        self.current_settings = settings
+        self.last_working: LoadSettings | None = None
+        self.sampling = SamplingSettings()
+        self.sample_interval = sample_interval
+        self._notice = notice
+        self._theme_name = theme
+
+    def on_mount(self) -> None:
+        for theme in load_themes():
+            self.register_theme(theme)
+        if self._theme_name in self.available_themes:
+            self.theme = self._theme_name
+        self.engine.subscribe(lambda event: self.post_message(EngineEvent(event)))
+        if self._notice:
+            self.engine_status = EngineStatus(message=self._notice)
+            self.notify(self._notice, severity="warning", timeout=30)
+        self._take_sample()
+        if self.current_settings is not None:
+            self.load_model(self.current_settings)
+
+    async def on_unmount(self) -> None:
+        await self.engine.close()
+
+    # ------------------------------------------------------------------ engine
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        if isinstance(event, LogLine):
+            self.log_count += 1
+            return
+        self.engine_status = self.engine_status.apply(event)
+        if isinstance(event, (Loaded, LoadFailed, EngineCrashed)):
+            self.context_used = 0
+        if isinstance(event, Hello):
+            self._update_warning()
+        elif isinstance(event, EngineCrashed):
+            self.notify(event.describe(), severity="error", timeout=15)
+
+    @work(exclusive=True, group="load", exit_on_error=False)
+    async def load_model(self, settings: LoadSettings) -> None:
+        """Reload with `settings`; if that fails, go back to the last settings that worked."""
+        self.current_settings = settings
+        self.engine_status = self.engine_status.loading()
+        result = await self.engine.load(settings)
+        if isinstance(result, Loaded):
+            self.last_working = settings
+            return
+        assert isinstance(result, LoadFailed)
+        previous = self.last_working
+        if previous is not None and previous != settings:
+            self.notify(f"{result.message}\nGoing back to the last settings that worked.",
+                        severity="error", timeout=20)
+            self.current_settings = previous
+            self.engine_status = self.engine_status.loading()
+            await self.engine.load(previous)
+        else:
+            self.notify(result.message, severity="error", timeout=20)
+
+    # ------------------------------------------------------------------ sampler
+
+    def _take_sample(self) -> None:
+        self.run_worker(self._read_sample, thread=True, group="sampler", exit_on_error=False)
+
+    def _read_sample(self) -> None:
+        try:
+            sample = self.sampler.sample(self.engine.pid)
+        except Exception as exc:  # a sampler bug must not stop the monitor for good
+            self.call_from_thread(self.log.error, f"sampler failed: {exc!r}")
+            sample = None
+        self.call_from_thread(self._sample_taken, sample)
+
+    def _sample_taken(self, sample: Sample | None) -> None:
+        if sample is not None:
+            self.sample = sample
+            self._update_warning()
+        self.set_timer(self.sample_interval, self._take_sample)  # re-armed after each read
+
+    def _update_warning(self) -> None:
+        gpus = len(self.sample.gpus) if self.sample else 0
+        self.warning = cpu_only_warning(self.engine_status.gpu_offload, gpus)

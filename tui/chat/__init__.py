@@ -1,0 +1,1 @@
+"""Conversations: messages and their figures. Imports no textual."""

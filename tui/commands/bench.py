@@ -1,0 +1,94 @@
+"""`vramdeck bench MODEL`: prompt processing and generation speed, like llama-bench, via the engine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+
+from tui.engine.client import EngineClient
+from tui.engine.protocol import Loaded
+from tui.engine.settings import LoadSettings
+from tui.engine.status import cpu_only_warning
+from tui.monitor.nvml import NvmlSource
+from tui.units import format_bytes
+
+
+def summary(runs: tuple[float, ...]) -> dict:
+    return {"median": round(statistics.median(runs), 2) if runs else 0.0,
+            "stdev": round(statistics.stdev(runs), 2) if len(runs) > 1 else 0.0,
+            "runs": list(runs)}
+
+
+async def run_bench(settings: LoadSettings, n_prompt: int, n_gen: int, repetitions: int) -> dict:
+    client = EngineClient()
+    try:
+        result = await client.load(settings)
+        if not isinstance(result, Loaded):
+            return {"error": result.message, "kind": result.kind, "log_tail": list(result.log_tail)}
+        bench = await client.bench(n_prompt, n_gen, repetitions)
+        gpus, _ = NvmlSource().read()
+        return {
+            "model": result.facts.path,
+            "facts": {k: v for k, v in result.facts.__dict__.items()},
+            "settings": settings.to_dict(),
+            "llama_cpp_version": client.hello.llama_cpp_version if client.hello else "",
+            "gpu_offload": client.hello.gpu_offload if client.hello else False,
+            "warning": cpu_only_warning(client.hello.gpu_offload if client.hello else None, len(gpus)),
+            f"pp{n_prompt}": summary(bench.pp_tokens_per_s),
+            f"tg{n_gen}": summary(bench.tg_tokens_per_s),
+        }
+    finally:
+        await client.close()
+
+
+def print_table(report: dict, n_prompt: int, n_gen: int) -> None:
+    f = report["facts"]
+    s = report["settings"]
+    ngl = "all" if s["n_gpu_layers"] < 0 else s["n_gpu_layers"]
+    print(f"model: {f['name']} ({f['quant']}, {format_bytes(f['size_bytes'])}, "
+          f"{f['n_params'] / 1e9:.2f} B params)")
+    print(f"settings: ngl={ngl} ({f['layers_offloaded']}/{f['layers_total']} offloaded)  "
+          f"ctx={f['n_ctx']}  kv={s['type_k']}/{s['type_v']}  fa={s['flash_attn']}  "
+          f"llama-cpp-python {report['llama_cpp_version']}")
+    print(f"{'test':>8} | {'t/s':>12} | {'± stdev':>8}")
+    for test in (f"pp{n_prompt}", f"tg{n_gen}"):
+        r = report[test]
+        print(f"{test:>8} | {r['median']:12.2f} | {r['stdev']:8.2f}")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="GGUF file")
+    p.add_argument("--n-gpu-layers", "-ngl", type=int, default=-1, help="-1 = all (default)")
+    p.add_argument("--ctx", type=int, default=4096)
+    p.add_argument("--kv", default="f16", help="KV cache type for K and V (f16, q8_0, q4_0, ...)")
+    p.add_argument("--flash-attn", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("--n-prompt", type=int, default=512)
+    p.add_argument("--n-gen", type=int, default=128)
+    p.add_argument("--repetitions", "-r", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = LoadSettings(model_path=args.model, n_gpu_layers=args.n_gpu_layers, n_ctx=args.ctx,
+                            type_k=args.kv, type_v=args.kv, flash_attn=args.flash_attn)
+    problems = settings.problems()
+    if problems:
+        for k, v in problems.items():
+            print(f"vramdeck bench: {k}: {v}", file=sys.stderr)
+        return 2
+    report = asyncio.run(run_bench(settings, args.n_prompt, args.n_gen, args.repetitions))
+    if "error" in report:
+        if args.json:
+            print(json.dumps(report, indent=2))
+        print(f"vramdeck bench: {report['error']}", file=sys.stderr)
+        return 1
+    if report["warning"]:
+        print(f"WARNING: {report['warning']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_table(report, args.n_prompt, args.n_gen)
+    return 0

@@ -1,0 +1,41 @@
+"""`vramdeck [--model PATH]`: open the app, on the demo model when no model is given."""
+
+from __future__ import annotations
+
+import argparse
+
+from tui.engine.client import EngineClient
+from tui.engine.settings import LoadSettings
+from tui.models.demo import DEMO_MISSING, find_demo_model
+from tui.monitor.sampler import Sampler
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", help="GGUF file to load (default: the SmolLM2 demo model)")
+    p.add_argument("--n-gpu-layers", "-ngl", type=int, default=-1, help="-1 = all (default)")
+    p.add_argument("--ctx", type=int, default=4096)
+    p.add_argument("--kv", default="f16", help="KV cache type (f16, q8_0, q4_0, ...)")
+    p.add_argument("--flash-attn", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("--refresh", type=float, default=1.0, help="monitor refresh interval, seconds")
+
+
+def make_app(args: argparse.Namespace):
+    from tui.app import VramdeckApp
+
+    notice = ""
+    path = args.model
+    if path is None:
+        demo = find_demo_model()
+        path = str(demo) if demo else None
+        notice = "" if demo else DEMO_MISSING
+    settings = None
+    if path is not None:
+        settings = LoadSettings(model_path=path, n_gpu_layers=args.n_gpu_layers, n_ctx=args.ctx,
+                                type_k=args.kv, type_v=args.kv, flash_attn=args.flash_attn)
+    return VramdeckApp(EngineClient(), Sampler(), settings=settings, notice=notice,
+                       sample_interval=max(0.1, args.refresh))
+
+
+def main(args: argparse.Namespace) -> int:
+    make_app(args).run()
+    return 0

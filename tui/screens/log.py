@@ -1,0 +1,24 @@
+"""Log: what llama.cpp and the engine process said, newest last."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Log
+
+
+class LogScreen(Screen):
+    def compose(self) -> ComposeResult:
+        yield Log(id="engine-log", max_lines=5000)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._written = 0
+        self.watch(self.app, "log_count", self._log_grew)
+
+    def _log_grew(self, count: int) -> None:
+        lines = list(self.app.engine.log)
+        new = min(count - self._written, len(lines))
+        if new > 0:
+            self.query_one(Log).write_lines(lines[-new:])
+        self._written = count

@@ -1,0 +1,32 @@
+"""Byte sizes for people: 22.3 GiB out, '24GiB' / '24G' / '24000MB' in."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
+          "gb": 1000**3, "t": 1000**4, "tb": 1000**4, "kib": 1024, "mib": 1024**2,
+          "gib": 1024**3, "tib": 1024**4}
+
+
+def format_bytes(n: int | float | None, digits: int = 1) -> str:
+    if n is None:
+        return "n/a"
+    n = float(n)
+    for unit, size in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if abs(n) >= size:
+            return f"{n / size:.{digits}f} {unit}"
+    return f"{int(n)} B"
+
+
+def parse_size(text: str) -> int:
+    """'24GiB' -> bytes. A bare number is GiB (what people mean by '--vram 24'). ValueError if unclear."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    if not m:
+        raise ValueError(f"not a size: {text!r} (try 24GiB or 8000MiB)")
+    value, unit = float(m.group(1)), m.group(2).lower()
+    if unit == "":
+        unit = "gib"
+    if unit not in _UNITS:
+        raise ValueError(f"unknown unit {m.group(2)!r} in {text!r} (use MiB, GiB, MB, GB)")
+    return int(value * _UNITS[unit])

@@ -1,0 +1,42 @@
+"""One line saying what the engine is doing, and any warning that matters now."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from tui.engine.status import EngineStatus, Phase
+
+_DOT = {Phase.READY: "bold $success", Phase.LOADING: "bold $warning",
+        Phase.FAILED: "bold $error", Phase.CRASHED: "bold $error"}
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar { height: auto; max-height: 4; padding: 0 1; background: $panel; }
+    """
+
+    status: reactive[EngineStatus] = reactive(EngineStatus, layout=True)
+    warning: reactive[str] = reactive("", layout=True)
+    context_used: reactive[int] = reactive(0)
+
+    def render(self) -> Content:
+        s = self.status
+        parts: list[str | tuple[str, str]] = [("● ", _DOT.get(s.phase, "bold"))]
+        if s.phase is Phase.READY and s.facts:
+            f = s.facts
+            parts += [(f"{f.name} {f.quant}", "bold"),
+                      f"  ·  {f.layers_offloaded}/{f.layers_total} layers on GPU",
+                      f"  ·  ctx {self.context_used:,}/{f.n_ctx:,}"]
+            if f.n_ctx and self.context_used > 0.9 * f.n_ctx:
+                parts.append(("  almost full", "bold $warning"))
+        elif s.phase is Phase.LOADING:
+            parts.append(f"loading model… {s.progress:.0%}")
+        elif s.phase in (Phase.FAILED, Phase.CRASHED):
+            parts += [(f"{s.phase.value}: ", "bold $error"), s.message]
+        else:
+            parts.append(s.message or "no model loaded: F4 opens the Tuner to load one")
+        if self.warning:
+            parts.append(("\n⚠ " + self.warning, "bold $warning"))
+        return Content.assemble(*parts)
