@@ -35,18 +35,30 @@ async def collect(client, messages, sampling=GREEDY):
     return pieces, end
 
 
-async def test_greedy_answer_mentions_paris_and_streams_in_pieces(engine):
+async def test_greedy_answer_mentions_paris_with_figures(engine):
     pieces, done = await collect(engine, [SYSTEM, {"role": "user",
                                                    "content": "What is the capital of France?"}])
     assert isinstance(done, ChatDone), done
     assert "Paris" in "".join(pieces)
-    assert len(pieces) > 3, "the reply should arrive as a stream of pieces, not in one block"
     s = done.stats
     assert s.prompt_tokens > 0 and s.generated_tokens > 0
     assert s.time_to_first_token_s > 0
     assert s.prompt_tokens_per_s > 0 and s.generation_tokens_per_s > 0
     assert s.stop_reason == "eos"
     assert 0 < s.context_used <= s.n_ctx == 2048
+
+
+async def test_a_long_reply_streams_in_pieces_as_it_is_generated(engine):
+    stamps, texts = [], []
+    started = time.monotonic()
+    async for event in engine.chat([SYSTEM, {"role": "user", "content": "Write a long story."}],
+                                   SamplingSettings(temperature=0, max_tokens=96)):
+        stamps.append(time.monotonic())
+        texts.append(getattr(event, "text", None))
+    total = stamps[-1] - started
+    assert len(stamps) > 5, "the reply should arrive as a stream of pieces, not in one block"
+    assert stamps[0] - started < total / 2, "the first piece comes long before the end"
+    assert texts[-1] is None and all(texts[:-1])
 
 
 async def test_loaded_facts_describe_the_demo_model(engine, demo_model):
