@@ -1,0 +1,125 @@
+"""Ask llama.cpp what a load would allocate, without allocating it (a no-alloc dry run).
+
+    python -m tui.engine.host.dry_run '{"model_path": "...", "n_gpu_layers": 40, ...}'
+
+prints one JSON object: the buffer sizes llama.cpp logged, per kind (model, kv, compute, ...) and
+device (CUDA0, CPU, ...), in bytes. With `no_alloc` llama.cpp reports model buffers as 0, so the
+caller takes weight bytes from the GGUF tensor table; KV and compute buffers are exact. It runs in
+its own process (it needs llama_cpp, and a bad file must not take the caller down) and takes well
+under a second, even for a 70B model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+MIB = 1024**2
+_BUFFER = re.compile(r"(\S+) (model|KV|compute|RS|output) buffer size =\s*([0-9.]+) MiB")
+_OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
+_KV_SIZE = re.compile(r"llama_kv_cache: size =\s*([0-9.]+) MiB \(\s*(\d+) cells,\s*(\d+) layers")
+_KV_LAYER = re.compile(r"llama_kv_cache: layer\s+(\d+): dev = (\S+)")
+
+
+def kv_per_device(lines: list[str]) -> dict[str, int]:
+    """KV bytes per device: the logged total, shared by the layers each device holds.
+
+    Under no_alloc the "KV buffer size" lines say 0; the size line and the per-layer
+    device lines are still printed, and give the same figure a real load allocates."""
+    total = n_layers = None
+    devices: dict[int, str] = {}
+    for line in lines:
+        if m := _KV_SIZE.search(line):
+            total, n_layers = float(m.group(1)) * MIB, int(m.group(3))
+        elif m := _KV_LAYER.search(line):
+            devices[int(m.group(1))] = m.group(2)
+    if not total or not n_layers:
+        return {}
+    out: dict[str, int] = {}
+    for dev in devices.values():
+        out[dev] = out.get(dev, 0) + int(total / n_layers)
+    return out
+
+
+def parse_buffers(lines: list[str]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for line in lines:
+        m = _BUFFER.search(line)
+        if m:
+            kind, device = m.group(2).lower(), m.group(1)
+            out.setdefault(kind, {})
+            out[kind][device] = out[kind].get(device, 0) + int(float(m.group(3)) * MIB)
+    return out
+
+
+def dry_run(settings_json: str) -> dict:
+    import llama_cpp as L
+
+    from tui.engine.host.runtime import FLASH_ATTN, GGML_TYPES, SPLIT, physical_cores
+    from tui.engine.settings import ALL_LAYERS, LoadSettings
+
+    lines: list[str] = []
+    partial = [""]
+
+    def on_log(_level: int, text: bytes, _user) -> None:
+        partial[0] += (text or b"").decode("utf-8", "replace")
+        while "\n" in partial[0]:
+            line, partial[0] = partial[0].split("\n", 1)
+            lines.append(line)
+
+    log_cb = L.llama_log_callback(on_log)
+    L.llama_log_set(log_cb, None)
+    L.llama_backend_init()
+    s = LoadSettings.from_dict(json.loads(settings_json)).validated()
+    mp = L.llama_model_default_params()
+    mp.n_gpu_layers = -1 if s.n_gpu_layers == ALL_LAYERS else s.n_gpu_layers
+    mp.split_mode = SPLIT[s.split_mode]
+    mp.main_gpu = s.main_gpu
+    mp.load_mode = L.LLAMA_LOAD_MODE_NONE
+    mp.no_alloc = True
+    keep = None
+    if s.tensor_split:
+        import ctypes
+
+        keep = (ctypes.c_float * L.llama_max_devices())()
+        for i, share in enumerate(s.tensor_split[:L.llama_max_devices()]):
+            keep[i] = share
+        mp.tensor_split = ctypes.cast(keep, ctypes.POINTER(ctypes.c_float))
+    model = L.llama_model_load_from_file(s.model_path.encode(), mp)
+    if not model:
+        return {"ok": False, "error": "llama.cpp could not read the model", "log_tail": lines[-8:]}
+    cp = L.llama_context_default_params()
+    cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = s.n_ctx, s.n_batch, s.n_ubatch, 1
+    cp.n_threads = cp.n_threads_batch = s.n_threads or physical_cores()
+    cp.type_k, cp.type_v = GGML_TYPES[s.type_k], GGML_TYPES[s.type_v]
+    cp.flash_attn_type = FLASH_ATTN[s.flash_attn]
+    cp.offload_kqv = s.offload_kqv
+    ctx = L.llama_init_from_model(model, cp)
+    buffers = parse_buffers(lines)
+    buffers["kv"] = kv_per_device(lines) or buffers.get("kv", {})
+    result: dict = {"ok": bool(ctx), "buffers": buffers,
+                    "gpu_offload": bool(L.llama_supports_gpu_offload())}
+    for line in reversed(lines):
+        m = _OFFLOADED.search(line)
+        if m:
+            result["layers_offloaded"], result["layers_total"] = int(m.group(1)), int(m.group(2))
+            break
+    if ctx:
+        result["n_ctx"] = int(L.llama_n_ctx(ctx))
+        flash = [ln for ln in lines if "flash_attn" in ln and "=" in ln]
+        result["flash_attn_line"] = flash[-1].strip() if flash else ""
+        L.llama_free(ctx)
+    else:
+        result["log_tail"] = lines[-8:]
+    L.llama_model_free(model)
+    del log_cb, keep
+    return result
+
+
+def main() -> None:
+    print(json.dumps(dry_run(sys.argv[1])), flush=True)
+
+
+if __name__ == "__main__":
+    main()
