@@ -7,11 +7,10 @@ import sys
 
 from tui import __version__
 
-SUBCOMMANDS = ("bench",)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tui.commands import bench, run_app
+    from tui.commands import bench, fit, inspect, run_app
 
     parser = argparse.ArgumentParser(
         prog="vramdeck", description="Run big GGUF models on small GPUs: chat, monitor, tune.")
@@ -19,16 +18,17 @@ def build_parser() -> argparse.ArgumentParser:
     run_app.add_arguments(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     bench.add_arguments(sub.add_parser("bench", help="measure pp/tg speed of a model, like llama-bench"))
+    inspect.add_arguments(sub.add_parser("inspect", help="what a GGUF file holds (header only)"))
+    fit.add_arguments(sub.add_parser("fit", help="how many layers fit the GPU, with the breakdown"))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tui.commands import bench, run_app
+    from tui.commands import bench, fit, inspect, run_app
 
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if args.command == "bench":
-        return bench.main(args)
-    return run_app.main(args)
+    commands = {"bench": bench.main, "inspect": inspect.main, "fit": fit.main}
+    return commands.get(args.command, run_app.main)(args)
 
 
 if __name__ == "__main__":

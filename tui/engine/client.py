@@ -33,6 +33,16 @@ _STREAM_LIMIT = 16 * 1024 * 1024
 LOG_LINES_KEPT = 5000
 
 
+def engine_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for an engine-side child process: vramdeck importable, quiet aborts."""
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(tui.__file__)))
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("GGML_NO_BACKTRACE", "1")  # an abort should leave its assert line, not a gdb dump
+    env.update(extra or {})
+    return env
+
+
 class EngineError(Exception):
     """A call the engine refused or could not finish (no model, engine gone, ...)."""
 
@@ -82,11 +92,7 @@ class EngineClient:
     async def start(self) -> Hello:
         """Start an engine process with no model and wait for its hello."""
         await self.stop()
-        env = dict(os.environ)
-        root = os.path.dirname(os.path.dirname(os.path.abspath(tui.__file__)))
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        env.setdefault("GGML_NO_BACKTRACE", "1")  # an abort should leave its assert line, not a gdb dump
-        env.update(self.extra_env)
+        env = engine_env(self.extra_env)
         self._stopping = False
         self.hello = None
         self.loaded = None

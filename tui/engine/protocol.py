@@ -162,6 +162,8 @@ class ModelFacts:
     kv_type_k: str = "f16"
     kv_type_v: str = "f16"
     flash_attn: str = "auto"
+    buffers: dict = field(default_factory=dict)
+    """What llama.cpp logged it allocated: {kind: {device: bytes}}, kind in model/kv/compute."""
 
 
 @dataclass(frozen=True)

@@ -49,10 +49,13 @@ FILE_TYPES = {"F32": 0, "F16": 1, "Q8_0": 7, "Q4_K_M": 15, "Q2_K": 10}
 
 
 def _vocab(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
-    """An SPM vocabulary: <unk> <s> </s>, the ChatML markers, 256 byte tokens, then plain words."""
-    tokens = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
-    types = [2, 3, 3, 3, 3]  # UNKNOWN, CONTROL...
-    tokens += [f"<0x{b:02X}>" for b in range(256)]
+    """An SPM vocabulary: a plain word, <s> </s>, the ChatML markers, <unk>, 256 byte tokens, words.
+
+    Token 0 is a plain word on purpose: a sparse model's weights are all zero, so greedy decoding
+    picks token 0 every time, and it should print text (" the the the") that benchmarks can time."""
+    tokens = ["\u2581the", "<s>", "</s>", "<|im_start|>", "<|im_end|>", "<unk>"]
+    types = [1, 3, 3, 3, 3, 2]  # NORMAL, CONTROL..., UNKNOWN
+    tokens += [f"<0x{b:02X}>" for b in range(256)]  # ids 6..261
     types += [6] * 256  # BYTE
     letters = "abcdefghijklmnopqrstuvwxyz"
     i = 0
@@ -63,7 +66,7 @@ def _vocab(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
         tokens.append(word)
         types.append(1)  # NORMAL
         i += 1
-    scores = [0.0] * 5 + [-1000.0] * 256 + [-float(j) for j in range(len(tokens) - 261)]
+    scores = [0.0] * 6 + [-1000.0] * 256 + [-float(j) for j in range(len(tokens) - 262)]
     return tokens[:n_vocab], scores[:n_vocab], types[:n_vocab]
 
 
@@ -85,6 +88,7 @@ def _metadata(w: GGUFWriter, shape: LlamaShape, file_type: int) -> None:
     w.add_token_list(tokens)
     w.add_token_scores(scores)
     w.add_token_types(types)
+    w.add_unk_token_id(5)
     w.add_bos_token_id(1)
     w.add_eos_token_id(4)  # <|im_end|> ends a ChatML turn
     w.add_add_bos_token(True)

@@ -20,7 +20,7 @@ class Channel:
         os.dup2(2, 1)  # llama.cpp / CUDA printf now lands in stderr, never in the protocol
         sys.stdout = sys.stderr
         self._lock = threading.Lock()
-        self.recent_log: deque[str] = deque(maxlen=400)
+        self.recent_log: deque[str] = deque(maxlen=2000)
         self._partial = ""
         self._partial_level = "info"
 
@@ -49,9 +49,10 @@ class Channel:
     def _emit(self, level: str, line: str) -> None:
         if not line.strip() or set(line.strip()) == {"."}:
             return  # llama.cpp's progress dots
+        if level == "debug":
+            return  # thousands per load on a GPU build: they would push the useful lines out
         self.recent_log.append(line)
-        if level != "debug":
-            self.send(LogLine(level=level, text=line))
+        self.send(LogLine(level=level, text=line))
 
     def tail(self, n: int = 12) -> tuple[str, ...]:
         return tuple(list(self.recent_log)[-n:])

@@ -26,7 +26,7 @@ FLASH_ATTN = {"auto": L.LLAMA_FLASH_ATTN_TYPE_AUTO, "on": L.LLAMA_FLASH_ATTN_TYP
               "off": L.LLAMA_FLASH_ATTN_TYPE_DISABLED}
 SPLIT = {"none": L.LLAMA_SPLIT_MODE_NONE, "layer": L.LLAMA_SPLIT_MODE_LAYER,
          "row": L.LLAMA_SPLIT_MODE_ROW}
-_OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
+_OFFLOADED = re.compile(r"offloaded (-?\d+)/(\d+) layers to GPU")
 
 
 class LoadError(Exception):
@@ -116,7 +116,8 @@ class LoadedModel:
         for line in reversed(recent_log()):
             m = _OFFLOADED.search(line)
             if m:
-                offloaded, total = int(m.group(1)), int(m.group(2))
+                total = int(m.group(2))
+                offloaded = total if int(m.group(1)) < 0 else int(m.group(1))
                 break
         return cls(settings=s, header=header, model=model, ctx=ctx,
                    vocab=L.llama_model_get_vocab(model), load_seconds=elapsed,

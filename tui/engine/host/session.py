@@ -15,6 +15,7 @@ from tui.engine.errors import classify_load_log, describe_failure
 from tui.engine.host.bench import run_bench
 from tui.engine.host.channel import Channel
 from tui.engine.host.devices import list_devices
+from tui.engine.host.dry_run import parse_buffers
 from tui.engine.host.generate import ChatSession, PromptTooLong
 from tui.engine.host.runtime import LoadedModel, LoadError
 from tui.engine.protocol import (BenchCommand, BenchResult, CancelCommand, ChatCommand, ChatDone,
@@ -146,7 +147,7 @@ class EngineSession:
             return
         self.loaded = loaded
         self.chat = ChatSession(loaded)
-        facts = ModelFacts(**loaded.describe(),
+        facts = ModelFacts(**loaded.describe(), buffers=parse_buffers(list(self.channel.recent_log)),
                            vram_bytes_per_gpu=process_vram_bytes(os.getpid()),
                            rss_bytes=psutil.Process().memory_info().rss)
         self.channel.send(Loaded(facts=facts))

@@ -1,0 +1,115 @@
+"""`vramdeck fit MODEL`: how many layers (and what context) fit the GPU budget, with the breakdown."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+import psutil
+
+from tui.engine.settings import KV_TYPES, LoadSettings
+from tui.fit.calibration import calibrate
+from tui.fit.estimate import MemoryEstimate, rule_of_thumb
+from tui.fit.overhead import OverheadStore
+from tui.fit.search import fit_context, fit_layers
+from tui.models.gguf_info import GgufError, read_header
+from tui.models.model_info import model_info
+from tui.monitor.nvml import NvmlSource
+from tui.units import format_bytes, parse_size
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="GGUF file")
+    p.add_argument("--vram", help="budget per GPU, e.g. 24GiB or 24GiB,24GiB (default: free VRAM "
+                                  "that NVML reports)")
+    p.add_argument("--ctx", type=int, default=4096)
+    p.add_argument("--max-ctx", action="store_true", help="also find the longest context that fits")
+    p.add_argument("--kv", default="f16", choices=KV_TYPES)
+    p.add_argument("--flash-attn", choices=("auto", "on", "off"), default="on")
+    p.add_argument("--n-ubatch", type=int, default=512)
+    p.add_argument("--margin", default="256MiB", help="VRAM to leave free on each GPU (default 256MiB)")
+    p.add_argument("--formula", action="store_true", help="skip llama.cpp's dry run (faster, rougher)")
+    p.add_argument("--json", action="store_true")
+
+
+def budgets(arg: str | None) -> tuple[tuple[int, ...], list[str], str]:
+    """(budget per GPU, GPU names, where the budget came from)."""
+    gpus, status = NvmlSource().read()
+    names = [g.name for g in gpus]
+    if arg:
+        sizes = tuple(parse_size(x) for x in arg.split(","))
+        names = (names + [names[-1] if names else "GPU"] * len(sizes))[:len(sizes)]
+        return sizes, names, "given with --vram"
+    if not gpus:
+        raise SystemExit(f"vramdeck fit: {status or 'no NVIDIA GPU found'}; give a budget with "
+                         f"--vram 24GiB to plan for one")
+    return tuple(g.memory_free_bytes or 0 for g in gpus), names, "free VRAM now (NVML)"
+
+
+def table(e: MemoryEstimate) -> list[str]:
+    rows = [f"  {'':6} {'weights':>10} {'KV':>10} {'compute':>10} {'overhead':>10} {'total':>10} {'budget':>10}"]
+    for d in (*e.gpus, e.host):
+        rows.append(f"  {d.name:6} {format_bytes(d.weights):>10} {format_bytes(d.kv):>10} "
+                    f"{format_bytes(d.compute):>10} {format_bytes(d.overhead):>10} "
+                    f"{format_bytes(d.total):>10} {format_bytes(d.budget) if d.budget else '-':>10}")
+    return rows
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        info = model_info(read_header(args.model))
+    except GgufError as exc:
+        print(f"vramdeck fit: {exc}", file=sys.stderr)
+        return 1
+    try:
+        gpu_budgets, names, budget_source = budgets(args.vram)
+        margin = parse_size(args.margin)
+    except ValueError as exc:
+        print(f"vramdeck fit: {exc}", file=sys.stderr)
+        return 2
+    settings = LoadSettings(model_path=args.model, n_ctx=args.ctx, type_k=args.kv, type_v=args.kv,
+                            flash_attn=args.flash_attn, n_ubatch=args.n_ubatch,
+                            n_batch=max(2048, args.n_ubatch)).validated()
+    overheads = OverheadStore().for_gpus(names)
+    host_budget = psutil.virtual_memory().available
+    calibration = calibrate(info, settings, use_dry_run=not args.formula)
+    result = fit_layers(info, settings, calibration, gpu_budgets, overheads, margin, host_budget)
+    if args.max_ctx and result.gpu_fits:
+        longer = fit_context(info, result.settings, calibration, gpu_budgets, overheads, margin, host_budget)
+        calibration = calibrate(info, longer, use_dry_run=not args.formula)
+        result = fit_layers(info, longer, calibration, gpu_budgets, overheads, margin, host_budget)
+    e = result.estimate
+    if args.json:
+        print(json.dumps({
+            "model": info.path, "n_gpu_layers": e.n_gpu_layers, "n_layer": info.n_layer,
+            "n_ctx": result.settings.n_ctx, "settings": result.settings.to_dict(),
+            "gpu_fits": result.gpu_fits, "host_fits": result.host_fits, "margin": margin,
+            "budget_source": budget_source, "calibration": asdict(calibration),
+            "estimate": asdict(e), "next_layer": asdict(result.next_estimate) if result.next_estimate else None,
+            "rule_of_thumb_bytes": rule_of_thumb(info, e.n_gpu_layers),
+        }, indent=2))
+        return 0 if result.gpu_fits and result.host_fits else 1
+    print(f"{info.name or info.path}: {info.n_params / 1e9:.1f} B params, {info.quant}, "
+          f"{format_bytes(info.tensor_bytes)}, {info.n_layer} blocks")
+    print(f"budget: {', '.join(format_bytes(b) for b in gpu_budgets)} ({budget_source}), "
+          f"margin {format_bytes(margin)}; KV/compute from {calibration.source}")
+    if not result.gpu_fits:
+        print("Not even 0 layers fit the GPU budget (the compute buffer and CUDA context alone are "
+              "larger). Run on the CPU (n_gpu_layers 0), or free VRAM.")
+    else:
+        blocks = max(0, e.n_gpu_layers - 1)
+        print(f"n_gpu_layers = {e.n_gpu_layers}  (output layer + {blocks} of {info.n_layer} blocks on "
+              f"the GPU{'s' if len(e.gpus) > 1 else ''}), context {result.settings.n_ctx:,}")
+    print("\n".join(table(e)))
+    if result.next_estimate is not None and result.gpu_fits:
+        over = [f"{g.name} by {format_bytes(g.total + margin - g.budget)}"
+                for g in result.next_estimate.gpus if g.budget and g.total + margin > g.budget]
+        print(f"one more layer would not fit: over {', '.join(over)}")
+    if not result.host_fits:
+        print(f"host RAM: needs {format_bytes(e.host.total)} but {format_bytes(host_budget)} is "
+              f"available: even this does not fit in RAM. Use a smaller quant or a shorter context.")
+    print(f"rule of thumb (file x layers/n_layer + 512 MiB): "
+          f"{format_bytes(rule_of_thumb(info, e.n_gpu_layers))} for the same layers")
+    return 0 if result.gpu_fits and result.host_fits else 1

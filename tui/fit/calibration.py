@@ -1,0 +1,105 @@
+"""KV and compute sizes from llama.cpp itself: no-alloc dry runs in child processes.
+
+Three dry runs in parallel (no layers, about half, all offloaded) give the KV bytes of one layer
+and the compute buffers of each regime; after that any n_gpu_layers is plain arithmetic. Results
+are cached per model file and context settings, so stepping layers in the Tuner asks nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tui.engine.client import engine_env
+from tui.engine.settings import ALL_LAYERS, LoadSettings
+from tui.fit.estimate import Calibration, formula_calibration
+from tui.models.model_info import ModelInfo
+
+HOST_DEVICES = ("CPU", "CPU_Mapped", "CUDA_Host", "CPU_REPACK")
+
+
+class DryRunError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class DryRun:
+    ok: bool
+    gpu_offload: bool
+    buffers: dict
+    raw: dict
+
+    def total(self, kind: str) -> int:
+        return sum(self.buffers.get(kind, {}).values())
+
+    def gpu(self, kind: str) -> int:
+        return max((v for d, v in self.buffers.get(kind, {}).items() if d not in HOST_DEVICES), default=0)
+
+    def host(self, kind: str) -> int:
+        return sum(v for d, v in self.buffers.get(kind, {}).items() if d in HOST_DEVICES)
+
+
+def dry_run(settings: LoadSettings, timeout: float = 60.0) -> DryRun:
+    """Run llama.cpp's no-alloc load for `settings` in a child process."""
+    try:
+        proc = subprocess.run([sys.executable, "-m", "tui.engine.host.dry_run",
+                               json.dumps(settings.to_dict())], capture_output=True, text=True,
+                              timeout=timeout, env=engine_env())
+    except subprocess.TimeoutExpired:
+        raise DryRunError(f"the dry run took more than {timeout:.0f} s") from None
+    lines = proc.stdout.strip().splitlines()
+    try:
+        data = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        tail = proc.stderr.strip().splitlines()[-3:]
+        raise DryRunError(f"the dry run failed (exit {proc.returncode}): {' | '.join(tail)}") from None
+    if not data.get("ok"):
+        raise DryRunError(f"llama.cpp refused the settings: {' | '.join(data.get('log_tail', [])[-2:])}")
+    return DryRun(ok=True, gpu_offload=bool(data.get("gpu_offload")), buffers=data.get("buffers", {}),
+                  raw=data)
+
+
+_CACHE: dict[tuple, Calibration] = {}
+
+
+def _key(info: ModelInfo, s: LoadSettings) -> tuple:
+    st = Path(info.path).stat()
+    return (info.path, st.st_size, st.st_mtime_ns, s.n_ctx, s.n_batch, s.n_ubatch, s.type_k,
+            s.type_v, s.flash_attn, s.offload_kqv)
+
+
+def calibrate(info: ModelInfo, s: LoadSettings, use_dry_run: bool = True) -> Calibration:
+    """Calibration for `info` under `s`'s context settings (its n_gpu_layers does not matter)."""
+    formula = formula_calibration(info, s)
+    if not use_dry_run:
+        return formula
+    key = _key(info, s)
+    if key in _CACHE:
+        return _CACHE[key]
+    half = max(2, (info.n_layer + 1) // 2)
+    runs = [s.with_changes(n_gpu_layers=n, tensor_split=()) for n in (0, half, ALL_LAYERS)]
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            none, partial, full = pool.map(dry_run, runs)
+    except DryRunError:
+        return formula
+    kv_per_layer = full.total("kv") // max(1, info.n_layer)
+    if full.gpu_offload:
+        result = Calibration(kv_bytes_per_layer=kv_per_layer, gpu_compute_all=full.gpu("compute"),
+                             gpu_compute_partial=max(partial.gpu("compute"), full.gpu("compute")),
+                             gpu_compute_none=none.gpu("compute"),
+                             host_compute=max(partial.host("compute"), full.host("compute")),
+                             source="dry-run")
+    else:  # a CPU-only build: exact KV and host compute, GPU compute from the formula
+        result = Calibration(kv_bytes_per_layer=kv_per_layer or formula.kv_bytes_per_layer,
+                             gpu_compute_all=formula.gpu_compute_all,
+                             gpu_compute_partial=formula.gpu_compute_partial,
+                             gpu_compute_none=formula.gpu_compute_none,
+                             host_compute=none.host("compute") or formula.host_compute,
+                             source="dry-run (CPU build) + formula for GPU compute")
+    _CACHE[key] = result
+    return result

@@ -1,0 +1,80 @@
+"""`fit`: the most layers (and, if asked, the longest context) that fit the memory budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tui.engine.settings import ALL_LAYERS, LoadSettings
+from tui.fit.estimate import Calibration, MemoryEstimate, estimate, padded_ctx
+from tui.models.model_info import ModelInfo
+
+
+@dataclass(frozen=True)
+class FitResult:
+    settings: LoadSettings
+    """The input settings with the fitted n_gpu_layers (and n_ctx, when asked)."""
+    estimate: MemoryEstimate
+    next_estimate: MemoryEstimate | None
+    """What one more layer would take (None when every layer already fits)."""
+    gpu_fits: bool
+    """False when not even 0 layers fit the GPU budgets (the GPU cannot hold the compute buffer)."""
+    host_fits: bool
+    margin: int
+
+
+def _fits_gpus(est: MemoryEstimate, margin: int) -> bool:
+    return all(g.budget is None or g.total + margin <= g.budget for g in est.gpus)
+
+
+def fit_layers(info: ModelInfo, s: LoadSettings, calibration: Calibration,
+               gpu_budgets: tuple[int | None, ...], gpu_overheads: tuple[int, ...],
+               margin: int = 0, host_budget: int | None = None) -> FitResult:
+    """The largest n_gpu_layers whose estimate fits every GPU budget with `margin` to spare.
+
+    Monotone by construction: a larger budget admits every layer count a smaller one did."""
+    def est(n: int) -> MemoryEstimate:
+        return estimate(info, s.with_changes(n_gpu_layers=n), calibration, gpu_budgets,
+                        gpu_overheads, host_budget=host_budget)
+
+    top = info.n_layer + 1
+    chosen, chosen_est = None, None
+    for n in range(top, -1, -1):
+        e = est(n)
+        if _fits_gpus(e, margin):
+            chosen, chosen_est = n, e
+            break
+    gpu_fits = chosen is not None
+    if chosen is None:
+        chosen, chosen_est = 0, est(0)
+    nxt = est(chosen + 1) if chosen < top else None
+    ngl = ALL_LAYERS if chosen == top else chosen
+    return FitResult(settings=s.with_changes(n_gpu_layers=ngl), estimate=chosen_est,
+                     next_estimate=nxt, gpu_fits=gpu_fits, host_fits=chosen_est.host.fits,
+                     margin=margin)
+
+
+def fit_context(info: ModelInfo, s: LoadSettings, calibration: Calibration,
+                gpu_budgets: tuple[int | None, ...], gpu_overheads: tuple[int, ...],
+                margin: int = 0, host_budget: int | None = None) -> LoadSettings:
+    """With s.n_gpu_layers fixed, the longest context (a multiple of 256, at most the trained
+    context) that fits. KV grows linearly with the context; compute buffers are taken as fixed,
+    so the caller should check the answer with a fresh calibration."""
+    base_ctx = padded_ctx(s.n_ctx, info.n_ctx_train)
+    per_token = calibration.kv_bytes_per_layer / base_ctx
+
+    def fits(n_ctx: int) -> bool:
+        scaled = Calibration(**{**calibration.__dict__, "kv_bytes_per_layer": int(per_token * n_ctx)})
+        e = estimate(info, s.with_changes(n_ctx=n_ctx), scaled, gpu_budgets, gpu_overheads,
+                     host_budget=host_budget)
+        return _fits_gpus(e, margin)
+
+    lo, hi = 1, max(1, (info.n_ctx_train or base_ctx) // 256)
+    if not fits(256):
+        return s.with_changes(n_ctx=256)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid * 256):
+            lo = mid
+        else:
+            hi = mid - 1
+    return s.with_changes(n_ctx=lo * 256)
