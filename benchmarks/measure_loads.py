@@ -45,12 +45,12 @@ def parse_buffers(lines: list[str]) -> dict[str, dict[str, int]]:
 
 async def dry_run(settings: LoadSettings) -> dict:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tui.engine.host.dry_run", json.dumps(settings.to_dict()),
+        sys.executable, "-m", "tui.engine.host.dry_run", json.dumps([settings.to_dict()]),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     t = time.perf_counter()
     out, _ = await proc.communicate()
     try:
-        result = json.loads(out.decode().strip().splitlines()[-1])
+        result = json.loads(out.decode().strip().splitlines()[-1])[0]
     except (ValueError, IndexError):
         result = {"ok": False, "error": "no output"}
     result["wall_s"] = round(time.perf_counter() - t, 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from tui import __version__
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from tui.commands import bench, fit, inspect, run_app
 
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `vramdeck fit ... | head` ends quietly
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     commands = {"bench": bench.main, "inspect": inspect.main, "fit": fit.main}
     return commands.get(args.command, run_app.main)(args)

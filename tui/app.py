@@ -19,6 +19,7 @@ from tui.engine.client import EngineClient
 from tui.engine.protocol import EngineCrashed, Hello, Loaded, LoadFailed, LogLine
 from tui.engine.settings import LoadSettings, SamplingSettings
 from tui.engine.status import EngineStatus, cpu_only_warning
+from tui.fit.overhead import OverheadStore, remember_from_load
 from tui.monitor.sample import Sample
 from tui.monitor.sampler import SamplerLike
 from tui.screens.chat import ChatScreen
@@ -55,7 +56,8 @@ class VramdeckApp(App):
 
     def __init__(self, engine: EngineClient, sampler: SamplerLike,
                  settings: LoadSettings | None = None, notice: str = "",
-                 sample_interval: float = 1.0, theme: str = "vramdeck-dark"):
+                 sample_interval: float = 1.0, theme: str = "vramdeck-dark",
+                 overhead_store: OverheadStore | None = None):
         super().__init__()
         self.engine = engine
         self.sampler = sampler
@@ -65,6 +67,8 @@ class VramdeckApp(App):
         self.sample_interval = sample_interval
         self._notice = notice
         self._theme_name = theme
+        self.overhead_store = overhead_store
+        """Where measured GPU overheads are remembered for `fit`; None in tests."""
 
     def on_mount(self) -> None:
         for theme in load_themes():
@@ -94,6 +98,9 @@ class VramdeckApp(App):
             self.context_used = 0
         if isinstance(event, Hello):
             self._update_warning()
+        elif isinstance(event, Loaded) and self.overhead_store and self.sample and self.sample.gpus:
+            remember_from_load(event.facts.vram_bytes_per_gpu, event.facts.buffers,
+                               [g.name for g in self.sample.gpus], self.overhead_store)
         elif isinstance(event, EngineCrashed):
             self.notify(event.describe(), severity="error", timeout=15)
 

@@ -30,3 +30,8 @@ def parse_size(text: str) -> int:
     if unit not in _UNITS:
         raise ValueError(f"unknown unit {m.group(2)!r} in {text!r} (use MiB, GiB, MB, GB)")
     return int(value * _UNITS[unit])
+
+
+def format_params(n: int) -> str:
+    """134515008 -> '135 M', 70553706496 -> '70.6 B'."""
+    return f"{n / 1e9:.1f} B" if n >= 1e9 else f"{n / 1e6:.0f} M"

@@ -12,6 +12,7 @@ from tui.engine.client import EngineClient
 from tui.engine.protocol import Loaded
 from tui.engine.settings import LoadSettings
 from tui.engine.status import cpu_only_warning
+from tui.fit.overhead import remember_from_load
 from tui.monitor.nvml import NvmlSource
 from tui.units import format_bytes
 
@@ -30,6 +31,7 @@ async def run_bench(settings: LoadSettings, n_prompt: int, n_gen: int, repetitio
             return {"error": result.message, "kind": result.kind, "log_tail": list(result.log_tail)}
         bench = await client.bench(n_prompt, n_gen, repetitions)
         gpus, _ = NvmlSource().read()
+        remember_from_load(result.facts.vram_bytes_per_gpu, result.facts.buffers, [g.name for g in gpus])
         return {
             "model": result.facts.path,
             "facts": {k: v for k, v in result.facts.__dict__.items()},

@@ -14,10 +14,10 @@ from tui.fit.calibration import calibrate
 from tui.fit.estimate import MemoryEstimate, rule_of_thumb
 from tui.fit.overhead import OverheadStore
 from tui.fit.search import fit_context, fit_layers
-from tui.models.gguf_info import GgufError, read_header
-from tui.models.model_info import model_info
+from tui.models.gguf_info import GgufError
+from tui.models.model_info import load_model_info
 from tui.monitor.nvml import NvmlSource
-from tui.units import format_bytes, parse_size
+from tui.units import format_bytes, format_params, parse_size
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,7 +59,7 @@ def table(e: MemoryEstimate) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        info = model_info(read_header(args.model))
+        info = load_model_info(args.model)
     except GgufError as exc:
         print(f"vramdeck fit: {exc}", file=sys.stderr)
         return 1
@@ -77,9 +77,15 @@ def main(args: argparse.Namespace) -> int:
     calibration = calibrate(info, settings, use_dry_run=not args.formula)
     result = fit_layers(info, settings, calibration, gpu_budgets, overheads, margin, host_budget)
     if args.max_ctx and result.gpu_fits:
-        longer = fit_context(info, result.settings, calibration, gpu_budgets, overheads, margin, host_budget)
-        calibration = calibrate(info, longer, use_dry_run=not args.formula)
-        result = fit_layers(info, longer, calibration, gpu_budgets, overheads, margin, host_budget)
+        target = result.estimate.n_gpu_layers  # keep these layers; grow the context around them
+        settings = fit_context(info, result.settings, calibration, gpu_budgets, overheads, margin,
+                               host_budget)
+        for _ in range(8):  # check with llama.cpp at that context; step down if it disagrees
+            calibration = calibrate(info, settings, use_dry_run=not args.formula)
+            result = fit_layers(info, settings, calibration, gpu_budgets, overheads, margin, host_budget)
+            if result.estimate.n_gpu_layers >= target or settings.n_ctx <= 256:
+                break
+            settings = settings.with_changes(n_ctx=max(256, (settings.n_ctx * 15 // 16) // 256 * 256))
     e = result.estimate
     if args.json:
         print(json.dumps({
@@ -91,7 +97,7 @@ def main(args: argparse.Namespace) -> int:
             "rule_of_thumb_bytes": rule_of_thumb(info, e.n_gpu_layers),
         }, indent=2))
         return 0 if result.gpu_fits and result.host_fits else 1
-    print(f"{info.name or info.path}: {info.n_params / 1e9:.1f} B params, {info.quant}, "
+    print(f"{info.name or info.path}: {format_params(info.n_params)} params, {info.quant}, "
           f"{format_bytes(info.tensor_bytes)}, {info.n_layer} blocks")
     print(f"budget: {', '.join(format_bytes(b) for b in gpu_budgets)} ({budget_source}), "
           f"margin {format_bytes(margin)}; KV/compute from {calibration.source}")

@@ -7,8 +7,8 @@ import json
 import sys
 
 from tui.models.gguf_info import GgufError, read_header
-from tui.models.model_info import model_info
-from tui.units import format_bytes
+from tui.models.model_info import load_model_info, split_parts
+from tui.units import format_bytes, format_params
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,21 +18,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        header = read_header(args.model)
+        truncated = any(read_header(p).truncated for p in split_parts(args.model))
+        info = load_model_info(args.model) if not truncated else None
     except GgufError as exc:
         print(f"vramdeck inspect: {exc}", file=sys.stderr)
         return 1
-    info = model_info(header)
+    if info is None:
+        from tui.models.gguf_info import check_model_file
+
+        try:
+            check_model_file(args.model)
+        except GgufError as exc:
+            print(f"vramdeck inspect: {exc}", file=sys.stderr)
+        return 1
     d = info.to_dict()
-    d["truncated"] = header.truncated
+    d["parts"] = [str(p) for p in split_parts(args.model)]
     if args.json:
         print(json.dumps(d, indent=2))
         return 0
     blocks = info.block_bytes
     print(f"{info.name or info.path}  ({info.architecture}, {info.size_label or '?'})")
+    parts = len(d["parts"])
     print(f"  file         {info.path}  {format_bytes(info.file_size)}"
-          + ("  TRUNCATED" if header.truncated else ""))
-    print(f"  params       {info.n_params / 1e9:.2f} B   quant {info.quant}   "
+          + (f"  ({parts} parts)" if parts > 1 else ""))
+    print(f"  params       {format_params(info.n_params)}   quant {info.quant}   "
           f"{info.bits_per_weight:.2f} bits/weight")
     print(f"  layers       {info.n_layer}   embd {info.n_embd}   heads {info.n_head} "
           f"(KV {info.n_head_kv})   head dim K {info.head_dim_k} V {info.head_dim_v}")

@@ -6,6 +6,7 @@ import argparse
 
 from tui.engine.client import EngineClient
 from tui.engine.settings import LoadSettings
+from tui.fit.overhead import OverheadStore
 from tui.models.demo import DEMO_MISSING, find_demo_model
 from tui.monitor.sampler import Sampler
 
@@ -33,7 +34,7 @@ def make_app(args: argparse.Namespace):
         settings = LoadSettings(model_path=path, n_gpu_layers=args.n_gpu_layers, n_ctx=args.ctx,
                                 type_k=args.kv, type_v=args.kv, flash_attn=args.flash_attn)
     return VramdeckApp(EngineClient(), Sampler(), settings=settings, notice=notice,
-                       sample_interval=max(0.1, args.refresh))
+                       sample_interval=max(0.1, args.refresh), overhead_store=OverheadStore())
 
 
 def main(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """KV and compute sizes from llama.cpp itself: no-alloc dry runs in child processes.
 
-Three dry runs in parallel (no layers, about half, all offloaded) give the KV bytes of one layer
+Three dry runs in one process (no layers, about half, all offloaded) give the KV bytes of one layer
 and the compute buffers of each regime; after that any n_gpu_layers is plain arithmetic. Results
 are cached per model file and context settings, so stepping layers in the Tuner asks nothing.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,24 +42,28 @@ class DryRun:
         return sum(v for d, v in self.buffers.get(kind, {}).items() if d in HOST_DEVICES)
 
 
-def dry_run(settings: LoadSettings, timeout: float = 60.0) -> DryRun:
-    """Run llama.cpp's no-alloc load for `settings` in a child process."""
+def dry_runs(settings: list[LoadSettings], timeout: float = 60.0) -> list[DryRun]:
+    """llama.cpp's no-alloc load for each of `settings`, in one child process."""
     try:
         proc = subprocess.run([sys.executable, "-m", "tui.engine.host.dry_run",
-                               json.dumps(settings.to_dict())], capture_output=True, text=True,
-                              timeout=timeout, env=engine_env())
+                               json.dumps([s.to_dict() for s in settings])], capture_output=True,
+                              text=True, timeout=timeout, env=engine_env())
     except subprocess.TimeoutExpired:
         raise DryRunError(f"the dry run took more than {timeout:.0f} s") from None
     lines = proc.stdout.strip().splitlines()
     try:
-        data = json.loads(lines[-1])
+        results = json.loads(lines[-1])
     except (IndexError, ValueError):
         tail = proc.stderr.strip().splitlines()[-3:]
         raise DryRunError(f"the dry run failed (exit {proc.returncode}): {' | '.join(tail)}") from None
-    if not data.get("ok"):
-        raise DryRunError(f"llama.cpp refused the settings: {' | '.join(data.get('log_tail', [])[-2:])}")
-    return DryRun(ok=True, gpu_offload=bool(data.get("gpu_offload")), buffers=data.get("buffers", {}),
-                  raw=data)
+    out = []
+    for data in results:
+        if not data.get("ok"):
+            why = data.get("error") or " | ".join(data.get("log_tail", [])[-2:])
+            raise DryRunError(f"llama.cpp refused the settings: {why}")
+        out.append(DryRun(ok=True, gpu_offload=bool(data.get("gpu_offload")),
+                          buffers=data.get("buffers", {}), raw=data))
+    return out
 
 
 _CACHE: dict[tuple, Calibration] = {}
@@ -83,8 +86,7 @@ def calibrate(info: ModelInfo, s: LoadSettings, use_dry_run: bool = True) -> Cal
     half = max(2, (info.n_layer + 1) // 2)
     runs = [s.with_changes(n_gpu_layers=n, tensor_split=()) for n in (0, half, ALL_LAYERS)]
     try:
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            none, partial, full = pool.map(dry_run, runs)
+        none, partial, full = dry_runs(runs)
     except DryRunError:
         return formula
     kv_per_layer = full.total("kv") // max(1, info.n_layer)

@@ -29,6 +29,17 @@ def measured_overhead(vram_bytes_per_gpu: tuple[int, ...], buffers: dict) -> lis
     return out
 
 
+def remember_from_load(vram_bytes_per_gpu: tuple[int, ...], buffers: dict, gpu_names: list[str],
+                       store: "OverheadStore | None" = None) -> dict[str, int]:
+    """After a real load: store each GPU's measured overhead under its name; return what was stored."""
+    stored = {}
+    for name, overhead in zip(gpu_names, measured_overhead(vram_bytes_per_gpu, buffers)):
+        if overhead is not None and 0 < overhead < 8 * 1024 * MIB:
+            (store or OverheadStore()).remember(name, overhead)
+            stored[name] = overhead
+    return stored
+
+
 class OverheadStore:
     def __init__(self, path: Path | None = None):
         self.path = path or Path(user_cache_dir("vramdeck")) / "gpu_overhead.json"

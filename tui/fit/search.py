@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tui.engine.settings import ALL_LAYERS, LoadSettings
-from tui.fit.estimate import Calibration, MemoryEstimate, estimate, padded_ctx
+from tui.fit.estimate import (Calibration, MemoryEstimate, estimate, formula_calibration,
+                              padded_ctx)
 from tui.models.model_info import ModelInfo
 
 
@@ -53,22 +54,35 @@ def fit_layers(info: ModelInfo, s: LoadSettings, calibration: Calibration,
                      margin=margin)
 
 
+def scaled_calibration(info: ModelInfo, s: LoadSettings, calibration: Calibration,
+                       n_ctx: int) -> Calibration:
+    """`calibration` (made at s.n_ctx) moved to another context: KV scales linearly with the
+    cells; compute buffers move by what the formula says the context changes them by."""
+    base_ctx = padded_ctx(s.n_ctx, info.n_ctx_train)
+    ctx = padded_ctx(n_ctx, info.n_ctx_train)
+    old, new = formula_calibration(info, s), formula_calibration(info, s.with_changes(n_ctx=ctx))
+
+    def moved(name: str) -> int:
+        return max(0, getattr(calibration, name) + getattr(new, name) - getattr(old, name))
+
+    return replace(calibration, kv_bytes_per_layer=int(calibration.kv_bytes_per_layer * ctx / base_ctx),
+                   gpu_compute_all=moved("gpu_compute_all"), gpu_compute_partial=moved("gpu_compute_partial"),
+                   gpu_compute_none=moved("gpu_compute_none"), host_compute=moved("host_compute"))
+
+
 def fit_context(info: ModelInfo, s: LoadSettings, calibration: Calibration,
                 gpu_budgets: tuple[int | None, ...], gpu_overheads: tuple[int, ...],
                 margin: int = 0, host_budget: int | None = None) -> LoadSettings:
     """With s.n_gpu_layers fixed, the longest context (a multiple of 256, at most the trained
-    context) that fits. KV grows linearly with the context; compute buffers are taken as fixed,
-    so the caller should check the answer with a fresh calibration."""
-    base_ctx = padded_ctx(s.n_ctx, info.n_ctx_train)
-    per_token = calibration.kv_bytes_per_layer / base_ctx
-
+    context) that fits, by `scaled_calibration`. Callers with llama.cpp at hand should check the
+    answer with a fresh calibration (the `fit` command does)."""
     def fits(n_ctx: int) -> bool:
-        scaled = Calibration(**{**calibration.__dict__, "kv_bytes_per_layer": int(per_token * n_ctx)})
-        e = estimate(info, s.with_changes(n_ctx=n_ctx), scaled, gpu_budgets, gpu_overheads,
+        c = scaled_calibration(info, s, calibration, n_ctx)
+        e = estimate(info, s.with_changes(n_ctx=n_ctx), c, gpu_budgets, gpu_overheads,
                      host_budget=host_budget)
         return _fits_gpus(e, margin)
 
-    lo, hi = 1, max(1, (info.n_ctx_train or base_ctx) // 256)
+    lo, hi = 1, max(1, (info.n_ctx_train or padded_ctx(s.n_ctx, 0)) // 256)
     if not fits(256):
         return s.with_changes(n_ctx=256)
     while lo < hi:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from tui.models.gguf_info import ArrayInfo, GgufHeader, file_type_name
+from tui.models.gguf_info import ArrayInfo, GgufError, GgufHeader, check_model_file, file_type_name
 
 _BLOCK = re.compile(r"^blk\.(\d+)\.")
+_SPLIT = re.compile(r"^(.+)-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 OUTPUT_TENSORS = ("output.weight", "output_norm.weight", "output_norm.bias", "output.bias")
 
 
@@ -49,6 +51,12 @@ class ModelInfo:
         d["tensor_bytes"] = self.tensor_bytes
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelInfo":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known["block_bytes"] = tuple(known.get("block_bytes", ()))
+        return cls(**known)
+
 
 def _int(md: dict, key: str, default: int = 0) -> int:
     value = md.get(key, default)
@@ -58,6 +66,35 @@ def _int(md: dict, key: str, default: int = 0) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+def split_parts(path: str | Path) -> list[Path]:
+    """All parts of a split model given any one of them (just [path] for a single file)."""
+    p = Path(path)
+    m = _SPLIT.match(p.name)
+    if not m:
+        return [p]
+    count = int(m.group(3))
+    return [p.with_name(f"{m.group(1)}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
+
+
+def load_model_info(path: str | Path) -> ModelInfo:
+    """ModelInfo of a model file, reading every part of a split model. Raises GgufError."""
+    parts = split_parts(path)
+    missing = [str(p) for p in parts if not p.exists()]
+    if missing:
+        raise GgufError("missing", f"split model part missing: {missing[0]}")
+    return model_info_from_headers([check_model_file(p) for p in parts])
+
+
+def model_info_from_headers(headers: list[GgufHeader]) -> ModelInfo:
+    """One ModelInfo from the headers of all parts of a model (metadata from the first)."""
+    if len(headers) == 1:
+        return model_info(headers[0])
+    first = headers[0]
+    merged = replace(first, tensors=tuple(t for h in headers for t in h.tensors),
+                     file_size=sum(h.file_size for h in headers))
+    return model_info(merged)
 
 
 def model_info(h: GgufHeader) -> ModelInfo:

@@ -1,9 +1,10 @@
 """Ask llama.cpp what a load would allocate, without allocating it (a no-alloc dry run).
 
-    python -m tui.engine.host.dry_run '{"model_path": "...", "n_gpu_layers": 40, ...}'
+    python -m tui.engine.host.dry_run '[{"model_path": "...", "n_gpu_layers": 40, ...}, ...]'
 
-prints one JSON object: the buffer sizes llama.cpp logged, per kind (model, kv, compute, ...) and
-device (CUDA0, CPU, ...), in bytes. With `no_alloc` llama.cpp reports model buffers as 0, so the
+prints a JSON list, one object per settings object: the buffer sizes llama.cpp logged, per kind
+(model, kv, compute, ...) and device (CUDA0, CPU, ...), in bytes. Several settings in one process
+pay for the backend (CUDA) start-up once. With `no_alloc` llama.cpp reports model buffers as 0, so the
 caller takes weight bytes from the GGUF tensor table; KV and compute buffers are exact. It runs in
 its own process (it needs llama_cpp, and a bad file must not take the caller down) and takes well
 under a second, even for a 70B model.
@@ -53,25 +54,26 @@ def parse_buffers(lines: list[str]) -> dict[str, dict[str, int]]:
     return out
 
 
-def dry_run(settings_json: str) -> dict:
+_lines: list[str] = []
+_partial = [""]
+
+
+def _on_log(_level: int, text: bytes, _user) -> None:
+    _partial[0] += (text or b"").decode("utf-8", "replace")
+    while "\n" in _partial[0]:
+        line, _partial[0] = _partial[0].split("\n", 1)
+        _lines.append(line)
+
+
+def dry_run(settings: dict) -> dict:
     import llama_cpp as L
 
     from tui.engine.host.runtime import FLASH_ATTN, GGML_TYPES, SPLIT, physical_cores
     from tui.engine.settings import ALL_LAYERS, LoadSettings
 
-    lines: list[str] = []
-    partial = [""]
-
-    def on_log(_level: int, text: bytes, _user) -> None:
-        partial[0] += (text or b"").decode("utf-8", "replace")
-        while "\n" in partial[0]:
-            line, partial[0] = partial[0].split("\n", 1)
-            lines.append(line)
-
-    log_cb = L.llama_log_callback(on_log)
-    L.llama_log_set(log_cb, None)
-    L.llama_backend_init()
-    s = LoadSettings.from_dict(json.loads(settings_json)).validated()
+    _lines.clear()
+    lines = _lines
+    s = LoadSettings.from_dict(settings).validated()
     mp = L.llama_model_default_params()
     mp.n_gpu_layers = -1 if s.n_gpu_layers == ALL_LAYERS else s.n_gpu_layers
     mp.split_mode = SPLIT[s.split_mode]
@@ -113,12 +115,24 @@ def dry_run(settings_json: str) -> dict:
     else:
         result["log_tail"] = lines[-8:]
     L.llama_model_free(model)
-    del log_cb, keep
+    del keep
     return result
 
 
 def main() -> None:
-    print(json.dumps(dry_run(sys.argv[1])), flush=True)
+    import llama_cpp as L
+
+    log_cb = L.llama_log_callback(_on_log)
+    L.llama_log_set(log_cb, None)
+    L.llama_backend_init()
+    requests = json.loads(sys.argv[1])
+    results = []
+    for settings in requests if isinstance(requests, list) else [requests]:
+        try:
+            results.append(dry_run(settings))
+        except Exception as exc:  # bad settings: say so for this one, carry on
+            results.append({"ok": False, "error": str(exc), "log_tail": _lines[-8:]})
+    print(json.dumps(results), flush=True)
 
 
 if __name__ == "__main__":

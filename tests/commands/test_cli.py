@@ -1,0 +1,74 @@
+"""The headless commands as a user runs them: text and JSON, good and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tui import __version__
+
+
+def vramdeck(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tui", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_version():
+    out = vramdeck("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"vramdeck {__version__}"
+
+
+def test_inspect_text_and_json(sparse_70b):
+    text = vramdeck("inspect", str(sparse_70b))
+    assert text.returncode == 0
+    assert "Q4_K_M" in text.stdout and "80" in text.stdout and "70.6 B" in text.stdout
+    data = json.loads(vramdeck("inspect", str(sparse_70b), "--json").stdout)
+    assert data["n_layer"] == 80 and data["n_head_kv"] == 8 and data["n_vocab"] == 128256
+    assert len(data["block_bytes"]) == 80 and data["quant"] == "Q4_K_M"
+
+
+def test_inspect_of_a_bad_file_says_why(tmp_path):
+    bad = tmp_path / "x.gguf"
+    bad.write_bytes(b"hello")
+    out = vramdeck("inspect", str(bad))
+    assert out.returncode == 1 and "not a GGUF" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_fit_text_and_json_with_a_simulated_24gib_card(sparse_70b):
+    text = vramdeck("fit", str(sparse_70b), "--vram", "24GiB")
+    assert text.returncode == 0, text.stderr
+    assert "n_gpu_layers = " in text.stdout and "one more layer would not fit" in text.stdout
+    assert "rule of thumb" in text.stdout
+    data = json.loads(vramdeck("fit", str(sparse_70b), "--vram", "24GiB", "--json").stdout)
+    assert data["gpu_fits"] and 35 <= data["n_gpu_layers"] <= 50
+    gpu = data["estimate"]["gpus"][0]
+    assert gpu["weights"] + gpu["kv"] + gpu["compute"] + gpu["overhead"] + data["margin"] <= 24 * 1024**3
+
+
+def test_fit_two_gpus_and_max_context(sparse_70b):
+    data = json.loads(vramdeck("fit", str(sparse_70b), "--vram", "24GiB,24GiB", "--max-ctx",
+                               "--kv", "q8_0", "--json").stdout)
+    assert len(data["estimate"]["gpus"]) == 2
+    assert data["n_gpu_layers"] == 81 and data["n_ctx"] > 4096
+
+
+def test_fit_without_gpu_or_budget_explains(sparse_70b):
+    out = vramdeck("fit", str(sparse_70b))
+    assert out.returncode != 0 and "--vram" in out.stderr
+
+
+@pytest.mark.slow
+def test_bench_json_on_the_demo_model(demo_model):
+    out = vramdeck("bench", str(demo_model), "--n-prompt", "32", "--n-gen", "8", "-r", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["pp32"]["median"] > 0 and data["tg8"]["median"] > 0
+    assert len(data["tg8"]["runs"]) == 2
+
+
+def test_bench_of_a_missing_file_fails_cleanly(tmp_path):
+    out = vramdeck("bench", str(tmp_path / "nope.gguf"))
+    assert out.returncode == 1 and "could not be found" in out.stderr
