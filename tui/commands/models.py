@@ -1,0 +1,42 @@
+"""`vramdeck models`: every GGUF model found on this machine, or why a file cannot be used."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from platformdirs import user_cache_dir
+
+from tui.models.discovery import HeaderCache, default_locations, scan
+from tui.units import format_bytes
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models-dir", action="append", default=None,
+                   help="a folder to search (repeatable; default ~/models)")
+    p.add_argument("--json", action="store_true")
+
+
+def main(args: argparse.Namespace) -> int:
+    cache = HeaderCache(Path(user_cache_dir("vramdeck")) / "gguf_headers.json")
+    result = scan(default_locations(args.models_dir), cache)
+    if args.json:
+        print(json.dumps({
+            "models": [{"name": m.name, "path": m.path, "source": m.source, "parts": list(m.parts),
+                        "size_bytes": m.size_bytes, "error": m.error,
+                        "info": m.info.to_dict() if m.info else None} for m in result.models],
+            "skipped": result.skipped}, indent=2))
+        return 0
+    if not result.models:
+        print("No GGUF models found. Searched: " + ", ".join(str(loc.path) for loc in default_locations(args.models_dir)))
+    for m in result.models:
+        if m.ok:
+            i = m.info
+            print(f"{m.name:<48} {i.quant:<8} {format_bytes(m.size_bytes):>10}  {i.n_layer:>3} layers  "
+                  f"{m.source}")
+        else:
+            print(f"{m.name:<48} {'-':<8} {format_bytes(m.size_bytes):>10}  unusable: {m.error}")
+    for s in result.skipped:
+        print(f"skipped {s}")
+    return 0
