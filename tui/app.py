@@ -57,7 +57,7 @@ class VramdeckApp(App):
     def __init__(self, engine: EngineClient, sampler: SamplerLike,
                  settings: LoadSettings | None = None, notice: str = "",
                  sample_interval: float = 1.0, theme: str = "vramdeck-dark",
-                 overhead_store: OverheadStore | None = None):
+                 overhead_store: OverheadStore | None = None, use_dry_run: bool = True):
         super().__init__()
         self.engine = engine
         self.sampler = sampler
@@ -67,6 +67,8 @@ class VramdeckApp(App):
         self.sample_interval = sample_interval
         self._notice = notice
         self._theme_name = theme
+        self.use_dry_run = use_dry_run
+        """Ask llama.cpp (dry runs) for KV/compute sizes; False keeps estimates to the formula."""
         self.overhead_store = overhead_store
         """Where measured GPU overheads are remembered for `fit`; None in tests."""
 

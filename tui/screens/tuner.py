@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 
@@ -12,12 +13,23 @@ from tui.engine.client import EngineError
 from tui.engine.settings import ALL_LAYERS, LoadSettings
 from tui.engine.settings_steps import FIELDS, step
 from tui.engine.status import EngineStatus, Phase
-from tui.models.gguf_info import GgufError, read_header
+from tui.fit.calibration import calibrate
+from tui.fit.estimate import Calibration, estimate, formula_calibration
+from tui.fit.overhead import DEFAULT_GPU_OVERHEAD
+from tui.models.gguf_info import GgufError
+from tui.models.model_info import ModelInfo, load_model_info
 from tui.screens.open_model import OpenModelScreen
 from tui.screens.status_binding import follow_app_status
 from tui.units import format_bytes
+from tui.widgets.memory_bars import MemoryBars
 from tui.widgets.settings_table import SettingsTable
 from tui.widgets.status_bar import StatusBar
+
+
+def context_key(s: LoadSettings) -> tuple:
+    """The settings a calibration depends on (everything but the layer placement)."""
+    return (s.model_path, s.n_ctx, s.n_batch, s.n_ubatch, s.type_k, s.type_v, s.flash_attn,
+            s.offload_kqv)
 
 
 class TunerScreen(Screen):
@@ -39,12 +51,17 @@ class TunerScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.draft: LoadSettings | None = None
+        self.info: ModelInfo | None = None
+        self.calibration: Calibration | None = None
+        self.calibrated_for: tuple | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="model-path")
-        yield SettingsTable()
-        yield ProgressBar(total=1.0, show_eta=False, id="load-progress")
-        yield Static("", id="result")
+        with VerticalScroll(id="tuner"):
+            yield Static("", id="model-path")
+            yield MemoryBars()
+            yield SettingsTable()
+            yield ProgressBar(total=1.0, show_eta=False, id="load-progress")
+            yield Static("", id="result")
         yield StatusBar()
         yield Footer()
 
@@ -62,30 +79,86 @@ class TunerScreen(Screen):
         path_changed = self.draft is None or self.draft.model_path != settings.model_path
         self.draft = settings
         self.query_one(SettingsTable).settings = settings
-        self.query_one("#model-path", Static).update(f"Model: {settings.model_path}")
         if path_changed:
-            self.read_layers(settings.model_path)
+            self.info = None
+            self.calibration = self.calibrated_for = None
+            self.query_one("#model-path", Static).update(f"Model: {settings.model_path}")
+            self.read_model(settings.model_path)
+        elif self.calibration is not None and self.calibrated_for == context_key(settings):
+            self.show_estimate(precise=True)  # only layers changed: arithmetic, no new dry run
+        else:
+            self.show_estimate(precise=False)
+            self.refine_estimate(settings)
 
     @work(thread=True, exclusive=True, group="header")
-    def read_layers(self, path: str) -> None:
+    def read_model(self, path: str) -> None:
         try:
-            header = read_header(path)
+            info = load_model_info(path)
         except GgufError as exc:
             self.app.call_from_thread(self._header_failed, str(exc))
             return
-        arch = header.metadata.get("general.architecture", "")
-        n_layer = header.metadata.get(f"{arch}.block_count")
-        size = format_bytes(header.tensor_bytes)
-        self.app.call_from_thread(self._header_read, n_layer if isinstance(n_layer, int) else None,
-                                  f"Model: {path}  ({arch}, {n_layer} blocks, {size})")
+        self.app.call_from_thread(self._header_read, info)
 
-    def _header_read(self, n_layer: int | None, line: str) -> None:
-        self.query_one(SettingsTable).n_layer = n_layer
-        self.query_one("#model-path", Static).update(line)
+    def _header_read(self, info: ModelInfo) -> None:
+        self.info = info
+        self.query_one(SettingsTable).n_layer = info.n_layer
+        self.query_one("#model-path", Static).update(
+            f"Model: {info.path}  ({info.architecture}, {info.n_layer} blocks, "
+            f"{format_bytes(info.tensor_bytes)})")
+        self.show_estimate(precise=False)
+        if self.draft is not None:
+            self.refine_estimate(self.draft)
 
     def _header_failed(self, message: str) -> None:
+        self.info = None
         self.query_one(SettingsTable).n_layer = None
+        self.query_one(MemoryBars).estimate = None
         self.query_one("#model-path", Static).update(f"Model: {message}")
+
+    # ------------------------------------------------------------------ estimate
+
+    def _budgets(self) -> tuple[tuple[int | None, ...], tuple[int, ...], int | None]:
+        """VRAM this engine may use on each GPU (total minus what other processes hold)."""
+        sample = self.app.sample
+        if sample is None or not sample.gpus:
+            return (), (), sample.host.ram_total_bytes if sample else None
+        budgets = []
+        for g in sample.gpus:
+            others = (g.memory_used_bytes or 0) - (g.engine_bytes() or 0)
+            budgets.append((g.memory_total_bytes - others) if g.memory_total_bytes else None)
+        names = [g.name for g in sample.gpus]
+        store = self.app.overhead_store
+        overheads = store.for_gpus(names) if store else tuple(DEFAULT_GPU_OVERHEAD for _ in names)
+        return tuple(budgets), overheads, sample.host.ram_total_bytes
+
+    def show_estimate(self, precise: bool) -> None:
+        if self.info is None or self.draft is None:
+            return
+        if precise and self.calibration is not None:
+            calibration = self.calibration
+        else:
+            calibration = formula_calibration(self.info, self.draft)
+        budgets, overheads, host = self._budgets()
+        self.query_one(MemoryBars).estimate = estimate(self.info, self.draft, calibration, budgets,
+                                                       overheads, host_budget=host)
+
+    @work(thread=True, exclusive=True, group="calibrate")
+    def refine_estimate(self, settings: LoadSettings) -> None:
+        info = self.info
+        if info is None:
+            return
+        self.app.call_from_thread(setattr, self.query_one(MemoryBars), "refining", True)
+        calibration = calibrate(info, settings, use_dry_run=self.app.use_dry_run)
+        self.app.call_from_thread(self._refined, settings, calibration)
+
+    def _refined(self, settings: LoadSettings, calibration: Calibration) -> None:
+        self.query_one(MemoryBars).refining = False
+        if self.draft is None or self.draft.model_path != settings.model_path:
+            return
+        self.calibration = calibration
+        self.calibrated_for = context_key(settings)
+        if context_key(self.draft) == self.calibrated_for:
+            self.show_estimate(precise=True)
 
     def _status_changed(self, status: EngineStatus) -> None:
         bar = self.query_one("#load-progress", ProgressBar)
