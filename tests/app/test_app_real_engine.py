@@ -9,7 +9,7 @@ import pytest
 
 from tui.app import VramdeckApp
 from tui.engine.client import EngineClient
-from tui.engine.settings import LoadSettings
+from tui.engine.settings import LoadSettings, SamplingSettings
 from tui.engine.status import Phase, REINSTALL_CUDA
 from tui.monitor.fake import FakeGpu, FakeNvml, FakeSampler
 from tui.screens.chat import ChatScreen
@@ -22,13 +22,17 @@ async def until(pilot, condition, timeout=60.0):
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the app")
+            app = pilot.app
+            raise AssertionError(f"timed out waiting for the app: {app.engine_status.phase} "
+                                 f"{app.current_settings} {app.engine_status.message}")
         await pilot.pause(0.05)
 
 
 def make_app(demo_model, nvml=None, **settings):
-    return VramdeckApp(EngineClient(), FakeSampler(nvml or FakeNvml(no_driver=True)),
-                       settings=LoadSettings(model_path=str(demo_model), n_ctx=2048, **settings))
+    app = VramdeckApp(EngineClient(), FakeSampler(nvml or FakeNvml(no_driver=True)),
+                      settings=LoadSettings(model_path=str(demo_model), n_ctx=2048, **settings))
+    app.sampling = SamplingSettings(max_tokens=96)  # replies of a bounded length keep tests quick
+    return app
 
 
 async def test_app_loads_the_demo_and_streams_a_reply(demo_model):

@@ -82,7 +82,7 @@ def load_model_info(path: str | Path) -> ModelInfo:
     """ModelInfo of a model file, reading every part of a split model. Raises GgufError."""
     parts = split_parts(path)
     missing = [str(p) for p in parts if not p.exists()]
-    if missing:
+    if missing and len(parts) > 1:
         raise GgufError("missing", f"split model part missing: {missing[0]}")
     return model_info_from_headers([check_model_file(p) for p in parts])
 

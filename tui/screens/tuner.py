@@ -56,7 +56,9 @@ class TunerScreen(Screen):
         self.calibrated_for: tuple | None = None
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="tuner"):
+        body = VerticalScroll(id="tuner")
+        body.can_focus = False  # the arrow keys belong to the settings, not to scrolling
+        with body:
             yield Static("", id="model-path")
             yield MemoryBars()
             yield SettingsTable()
