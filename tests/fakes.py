@@ -16,7 +16,9 @@ FACTS = ModelFacts(path="/models/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf",
                    n_params=8_030_261_248, size_bytes=4_920_734_720, quant="Q4_K_M", n_ctx=8192,
                    n_ctx_train=131072, has_chat_template=True, layers_offloaded=33,
                    layers_total=33, load_seconds=2.41, vram_bytes_per_gpu=(int(6.2 * GiB),),
-                   rss_bytes=int(0.9 * GiB))
+                   rss_bytes=int(0.9 * GiB),
+                   buffers={"model": {"CUDA0": 4617 * 2**20, "CPU_Mapped": 282 * 2**20},
+                            "kv": {"CUDA0": 1024 * 2**20}, "compute": {"CUDA0": 258 * 2**20}})
 
 REPLY = ("Here is a function that adds two numbers:\n\n```python\ndef add(a: int, b: int) -> int:\n"
          "    return a + b\n```\n\nCall it as `add(2, 3)`, which returns **5**.")

@@ -16,10 +16,11 @@ from textual.reactive import reactive
 
 from tui import __version__
 from tui.engine.client import EngineClient
-from tui.engine.protocol import EngineCrashed, Hello, Loaded, LoadFailed, LogLine
+from tui.engine.protocol import ChatStats, EngineCrashed, Hello, Loaded, LoadFailed, LogLine
 from tui.engine.settings import LoadSettings, SamplingSettings
 from tui.engine.status import EngineStatus, cpu_only_warning
 from tui.fit.overhead import OverheadStore, remember_from_load
+from tui.monitor.history import History
 from tui.monitor.sample import Sample
 from tui.monitor.sampler import SamplerLike
 from tui.screens.chat import ChatScreen
@@ -53,11 +54,16 @@ class VramdeckApp(App):
     log_count: reactive[int] = reactive(0)
     context_used: reactive[int] = reactive(0)
     """Tokens in the KV cache after the last reply."""
+    live_tokens_per_s: reactive[float] = reactive(0.0)
+    """Generation speed of the reply streaming now (0 when none is)."""
+    last_stats: reactive[ChatStats | None] = reactive(None)
+    """Figures of the last finished reply."""
 
     def __init__(self, engine: EngineClient, sampler: SamplerLike,
                  settings: LoadSettings | None = None, notice: str = "",
                  sample_interval: float = 1.0, theme: str = "vramdeck-dark",
-                 overhead_store: OverheadStore | None = None, use_dry_run: bool = True):
+                 overhead_store: OverheadStore | None = None, use_dry_run: bool = True,
+                 mode: str = "chat"):
         super().__init__()
         self.engine = engine
         self.sampler = sampler
@@ -68,6 +74,8 @@ class VramdeckApp(App):
         self._notice = notice
         self._theme_name = theme
         self.use_dry_run = use_dry_run
+        self.history = History()
+        self._first_mode = mode
         """Ask llama.cpp (dry runs) for KV/compute sizes; False keeps estimates to the formula."""
         self.overhead_store = overhead_store
         """Where measured GPU overheads are remembered for `fit`; None in tests."""
@@ -81,6 +89,8 @@ class VramdeckApp(App):
         if self._notice:
             self.engine_status = EngineStatus(message=self._notice)
             self.notify(self._notice, severity="warning", timeout=30)
+        if self._first_mode != self.DEFAULT_MODE:
+            self.switch_mode(self._first_mode)
         self._take_sample()
         if self.current_settings is not None:
             self.load_model(self.current_settings)
@@ -133,7 +143,8 @@ class VramdeckApp(App):
 
     def _read_sample(self) -> None:
         try:
-            sample = self.sampler.sample(self.engine.pid)
+            facts = self.engine_status.facts
+            sample = self.sampler.sample(self.engine.pid, facts.path if facts else None)
         except Exception as exc:  # a sampler bug must not stop the monitor for good
             self.call_from_thread(self.log.error, f"sampler failed: {exc!r}")
             sample = None
@@ -141,6 +152,7 @@ class VramdeckApp(App):
 
     def _sample_taken(self, sample: Sample | None) -> None:
         if sample is not None:
+            self.history.add(sample, self.live_tokens_per_s)
             self.sample = sample
             self._update_warning()
         self.set_timer(self.sample_interval, self._take_sample)  # re-armed after each read

@@ -51,6 +51,20 @@ async def test_app_loads_the_demo_and_streams_a_reply(demo_model):
         assert "tok/s" in stats_text
         assert app.context_used == turn.stats.context_used > 0
         assert app.screen.query_one(UserMessage)
+        assert app.last_stats == turn.stats and app.live_tokens_per_s == 0.0
+
+
+async def test_live_speed_is_shown_while_a_reply_streams(demo_model):
+    app = make_app(demo_model)
+    seen = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine_status.phase is Phase.READY)
+        app.watch(app, "live_tokens_per_s", lambda value: seen.append(value))
+        app.sampling = SamplingSettings(max_tokens=200, temperature=0.8, seed=5)
+        await pilot.press(*"Tell me a story.", "enter")
+        await until(pilot, lambda: len(app.screen.conversation.turns) == 2 and not app.screen.replying)
+    assert any(v > 0 for v in seen), "a live tok/s figure while streaming"
+    assert seen[-1] == 0.0, "and back to 0 when the reply ends"
 
 
 async def test_escape_stops_a_reply_at_once_and_keeps_it(demo_model):

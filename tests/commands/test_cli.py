@@ -72,3 +72,12 @@ def test_bench_json_on_the_demo_model(demo_model):
 def test_bench_of_a_missing_file_fails_cleanly(tmp_path):
     out = vramdeck("bench", str(tmp_path / "nope.gguf"))
     assert out.returncode == 1 and "could not be found" in out.stderr
+
+
+def test_monitor_once_json_and_text_without_a_gpu():
+    data = json.loads(vramdeck("monitor", "--once", "--json").stdout)
+    assert data["host"]["ram_total_bytes"] > 0 and len(data["host"]["per_cpu_percent"]) >= 1
+    assert isinstance(data["gpus"], list)
+    assert data["gpus"] or data["gpu_status"], "no GPU must be said, not left blank"
+    text = vramdeck("monitor", "--once")
+    assert text.returncode == 0 and "host: CPU" in text.stdout

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import FACTS, ScriptedEngine
+from tests.fakes import FACTS, STATS, ScriptedEngine
 from tui.models.synthetic import LLAMA31_70B, write_sparse_llama
 from tui.app import VramdeckApp
 from tui.engine.errors import describe_failure
@@ -66,25 +66,49 @@ def test_chat_finished_exchange_with_code_block(snap_compare):
     assert snap_compare(app_with(), terminal_size=(80, 24), run_before=run_before)
 
 
-def test_monitor_one_gpu_with_engine_marked_80x24(snap_compare):
-    """Monitor at 80x24: one RTX 3090, its figures, the engine's 6.2 GiB marked among processes."""
-    async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("f3")
-        await settle(pilot)
+def two_3090s() -> FakeNvml:
+    """Two 24 GB cards, the engine on both (a 70B split 1:1), Xorg on the first."""
+    return FakeNvml([FakeGpu(used=int(21.9 * GiB), util=64, processes=[(4242, int(21.5 * GiB)),
+                                                                      (1733, int(0.4 * GiB))]),
+                     FakeGpu(used=int(20.8 * GiB), util=58, temp=55, fan=38,
+                             processes=[(4242, int(20.8 * GiB))])],
+                    names={1733: "Xorg"})
 
-    assert snap_compare(app_with(), terminal_size=(80, 24), run_before=run_before)
+
+MONITOR_CASES = {
+    "no_gpu": lambda: FakeNvml(no_driver=True),
+    "one_gpu_model_loaded": lambda: FakeNvml([FakeGpu(used=int(7.1 * GiB), processes=[
+        (4242, int(6.2 * GiB)), (1733, int(0.4 * GiB))])], names={1733: "Xorg"}),
+    "two_gpus": two_3090s,
+}
 
 
-def test_monitor_no_gpu(snap_compare):
-    """Monitor on a machine without the NVIDIA driver: says so, host figures still shown."""
-    async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("f3")
-        await settle(pilot)
+async def open_monitor_with_history(pilot) -> None:
+    """Open the Monitor with two minutes of made-up history (a reply streaming half the time)."""
+    await settle(pilot)
+    app = pilot.app
+    sample = app.sample
+    for i in range(120):
+        wave = (i % 30) / 30
+        app.history.add(sample, 95.0 * (wave > 0.5))
+        for series in app.history.gpu_util.values():
+            series[-1] = 20 + 70 * wave
+        app.history.cpu[-1] = 10 + 30 * wave
+    app.last_stats = STATS
+    app.context_used = STATS.context_used
+    await pilot.press("f3")
+    app.sample = sample  # redraw with the history
+    await settle(pilot)
 
-    assert snap_compare(app_with(nvml=FakeNvml(no_driver=True)), terminal_size=(80, 24),
-                        run_before=run_before)
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+@pytest.mark.parametrize("case", list(MONITOR_CASES))
+def test_monitor(snap_compare, case, size):
+    """Monitor: per-GPU figures with the engine's memory marked (or 'no NVIDIA GPU' and host
+    figures only), host card, model card with KV size, context use, page-cache share, last and
+    history of tok/s; at 160x50 the GPUs and the host/model column sit side by side."""
+    assert snap_compare(app_with(nvml=MONITOR_CASES[case]()), terminal_size=size,
+                        run_before=open_monitor_with_history)
 
 
 def test_tuner_settings_80x24(snap_compare):

@@ -194,6 +194,8 @@ class TextPiece(Message):
     TYPE: ClassVar[str] = "piece"
     request_id: int = 0
     text: str = ""
+    tokens: int = 1
+    """Tokens generated for this piece (pieces coalesce up to 15 ms of tokens)."""
 
 
 @dataclass(frozen=True)

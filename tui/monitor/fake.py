@@ -142,11 +142,13 @@ class FakeSampler:
         self.host = host or HostSample(cpu_percent=12.5, per_cpu_percent=(20.0, 5.0, 15.0, 10.0),
                                        ram_used_bytes=18 * GiB, ram_total_bytes=64 * GiB,
                                        swap_used_bytes=0, swap_total_bytes=8 * GiB,
-                                       engine_rss_bytes=2 * GiB)
+                                       engine_rss_bytes=2 * GiB,
+                                       model_resident_bytes=int(3.1 * GiB),
+                                       model_file_bytes=int(4.6 * GiB))
         self._real_host = HostSource() if real_host else None
 
-    def sample(self, engine_pid: int | None = None) -> Sample:
+    def sample(self, engine_pid: int | None = None, model_path: str | None = None) -> Sample:
         gpus, status = self.nvml.read(engine_pid)
-        host = self._real_host.read(engine_pid) if self._real_host else self.host
+        host = self._real_host.read(engine_pid, model_path) if self._real_host else self.host
         return Sample(time=time.monotonic(), gpus=gpus, gpu_status=status, host=host,
                       driver_version=self.nvml.driver_version)

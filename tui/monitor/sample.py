@@ -56,6 +56,10 @@ class HostSample:
     swap_used_bytes: int | None = None
     swap_total_bytes: int | None = None
     engine_rss_bytes: int | None = None
+    model_resident_bytes: int | None = None
+    """Bytes of the model file the engine has mapped and resident (page cache): what mmap'd layers
+    on the CPU cost in RAM. None where /proc cannot say."""
+    model_file_bytes: int | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from tui.monitor.sample import Sample
 
 
 class SamplerLike(Protocol):
-    def sample(self, engine_pid: int | None = None) -> Sample: ...
+    def sample(self, engine_pid: int | None = None, model_path: str | None = None) -> Sample: ...
 
 
 class Sampler:
@@ -21,7 +21,8 @@ class Sampler:
         self.nvml = nvml or NvmlSource()
         self.host = host or HostSource()
 
-    def sample(self, engine_pid: int | None = None) -> Sample:
+    def sample(self, engine_pid: int | None = None, model_path: str | None = None) -> Sample:
         gpus, status = self.nvml.read(engine_pid)
         return Sample(time=time.monotonic(), gpus=gpus, gpu_status=status,
-                      host=self.host.read(engine_pid), driver_version=self.nvml.driver_version)
+                      host=self.host.read(engine_pid, model_path),
+                      driver_version=self.nvml.driver_version)

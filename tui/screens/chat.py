@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -75,6 +76,7 @@ class ChatScreen(Screen):
         stream = Markdown.get_stream(widget.markdown)
         note = ""
         engine = self.app.engine
+        first_at, tokens = 0.0, 0
         try:
             async with contextlib.aclosing(engine.chat(self.conversation.messages(),
                                                        self.app.sampling)) as events:
@@ -82,9 +84,16 @@ class ChatScreen(Screen):
                     if isinstance(event, TextPiece):
                         turn.content += event.text
                         await stream.write(event.text)
+                        now = time.monotonic()
+                        if tokens == 0:
+                            first_at = now
+                        tokens += event.tokens
+                        if now > first_at:
+                            self.app.live_tokens_per_s = (tokens - 1) / (now - first_at)
                     elif isinstance(event, ChatDone):
                         turn.stats = event.stats
                         turn.partial = event.stats.stop_reason == "cancelled"
+                        self.app.last_stats = event.stats
                         self.app.context_used = event.stats.context_used
                     elif isinstance(event, ChatFailed):
                         note = event.message
@@ -92,6 +101,7 @@ class ChatScreen(Screen):
                         note = f"{event.describe()} The reply so far is kept."
         finally:
             await stream.stop()
+            self.app.live_tokens_per_s = 0.0
         if note:
             turn.partial = True
             if not turn.content:

@@ -2,34 +2,72 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Label, Sparkline, Static
 
 from tui.engine.status import EngineStatus
 from tui.monitor.sample import Sample
 from tui.screens.status_binding import follow_app_status
-from tui.widgets.gpu_card import GpuCard
+from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.host_card import HostCard
 from tui.widgets.model_card import ModelCard
 from tui.widgets.status_bar import StatusBar
 
+WIDE = 140
+INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+
 
 class MonitorScreen(Screen):
+    BINDINGS = [
+        Binding("plus,equals_sign", "refresh_interval(1)", "Slower refresh", id="monitor.slower"),
+        Binding("minus", "refresh_interval(-1)", "Faster refresh", id="monitor.faster"),
+    ]
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="monitor"):
             yield Static("", id="gpu-status")
-            yield VerticalScroll(id="gpus")
-            yield HostCard()
-            yield ModelCard()
+            with Vertical(id="monitor-body"):
+                yield Vertical(id="gpus")
+                with Vertical(id="side"):
+                    yield HostCard()
+                    with Horizontal(classes="history"):
+                        yield Label("CPU hist")
+                        yield Sparkline([0.0], summary_function=max, id="cpu-history")
+                    yield ModelCard()
+                    with Horizontal(classes="history"):
+                        yield Label("tok/s hist")
+                        yield Sparkline([0.0], summary_function=max, id="tps-history")
         yield StatusBar()
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one("#monitor").focus()  # arrows and PgUp/PgDn scroll at 80x24
+        follow_app_status(self)
         self.watch(self.app, "sample", self._sample_changed)
         self.watch(self.app, "engine_status", self._status_changed)
-        follow_app_status(self)
+        card = self.query_one(ModelCard)
+
+        def copy_to_card(name: str):
+            return lambda value: setattr(card, name, value)  # one parameter: the new value
+
+        for name in ("context_used", "last_stats", "live_tokens_per_s"):
+            self.watch(self.app, name, copy_to_card(name))
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width >= WIDE, "wide")
+
+    def action_refresh_interval(self, step: int) -> None:
+        current = self.app.sample_interval
+        i = min(range(len(INTERVALS)), key=lambda k: abs(INTERVALS[k] - current))
+        self.app.sample_interval = INTERVALS[max(0, min(len(INTERVALS) - 1, i + step))]
+        self._show_interval()
+
+    def _show_interval(self) -> None:
+        self.notify(f"Refreshing every {self.app.sample_interval:g} s", timeout=2)
 
     async def _sample_changed(self, sample: Sample | None) -> None:
         if sample is None:
@@ -38,15 +76,22 @@ class MonitorScreen(Screen):
         status.display = bool(sample.gpu_status)
         status.update(f"{sample.gpu_status}: showing host figures only; models run on the CPU."
                       if sample.gpu_status else "")
-        box = self.query_one("#gpus", VerticalScroll)
-        cards = list(box.query(GpuCard))
-        if len(cards) != len(sample.gpus):
+        box = self.query_one("#gpus", Vertical)
+        panels = list(box.query(GpuPanel))
+        if len(panels) != len(sample.gpus):
             await box.remove_children()
-            cards = [GpuCard() for _ in sample.gpus]
-            await box.mount_all(cards)
-        for card, gpu in zip(cards, sample.gpus):
-            card.gpu = gpu
+            panels = [GpuPanel() for _ in sample.gpus]
+            await box.mount_all(panels)
+        history = self.app.history
+        for panel, gpu in zip(panels, sample.gpus):
+            panel.gpu = gpu
+            panel.vram_history = list(history.vram_fraction.get(gpu.index, ()))
+            panel.util_history = list(history.gpu_util.get(gpu.index, ()))
         self.query_one(HostCard).host = sample.host
+        self.query_one(ModelCard).resident = (sample.host.model_resident_bytes,
+                                              sample.host.model_file_bytes)
+        self.query_one("#cpu-history", Sparkline).data = list(history.cpu) or [0.0]
+        self.query_one("#tps-history", Sparkline).data = list(history.tokens_per_s) or [0.0]
 
     def _status_changed(self, status: EngineStatus) -> None:
         self.query_one(ModelCard).facts = status.facts

@@ -33,9 +33,9 @@ class GpuCard(Static):
                              f"  mem-ctl {na(g.memory_util_percent, '{}%')}"),
             Content(f"temp {na(g.temperature_c, '{}°C')}  ·  power {na(g.power_w, '{:.0f}')}"
                     f"/{na(g.power_limit_w, '{:.0f} W')}  ·  fan {na(g.fan_percent, '{}%')}"),
-            Content(f"clocks SM {na(g.sm_clock_mhz, '{} MHz')} mem {na(g.memory_clock_mhz, '{} MHz')}"
-                    f"  ·  PCIe gen{na(g.pcie_gen)} x{na(g.pcie_width)} "
-                    f"rx {na(g.pcie_rx_kib_s, '{} KiB/s')} tx {na(g.pcie_tx_kib_s, '{} KiB/s')}"),
+            Content(f"SM {na(g.sm_clock_mhz, '{} MHz')} mem {na(g.memory_clock_mhz, '{} MHz')}"
+                    f" · PCIe {na(g.pcie_gen)}x{na(g.pcie_width)} "
+                    f"rx {na(g.pcie_rx_kib_s, '{}')} tx {na(g.pcie_tx_kib_s, '{} KiB/s')}"),
         ]
         for p in g.processes[:6]:
             name = ("▶ vramdeck engine", "bold $accent") if p.is_engine else (p.name[:22], "")

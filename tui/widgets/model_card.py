@@ -6,7 +6,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from tui.engine.protocol import ModelFacts
+from tui.engine.protocol import ChatStats, ModelFacts
 from tui.units import format_bytes
 
 
@@ -21,19 +21,41 @@ def describe_facts(f: ModelFacts) -> list[str]:
     ]
 
 
+def kv_bytes(f: ModelFacts) -> int:
+    return sum(f.buffers.get("kv", {}).values())
+
+
 class ModelCard(Static):
     DEFAULT_CSS = """
     ModelCard { border: round $accent; padding: 0 1; height: auto; }
     """
 
-    facts: reactive[ModelFacts | None] = reactive(None)
-    note: reactive[str] = reactive("")
+    facts: reactive[ModelFacts | None] = reactive(None, layout=True)
+    context_used: reactive[int] = reactive(0)
+    last_stats: reactive[ChatStats | None] = reactive(None)
+    live_tokens_per_s: reactive[float] = reactive(0.0)
+    resident: reactive[tuple[int | None, int | None]] = reactive((None, None))
+    """(bytes of the model file resident in RAM, file size)."""
 
     def on_mount(self) -> None:
         self.border_title = "Model"
 
     def render(self) -> Content:
-        lines = describe_facts(self.facts) if self.facts else ["no model loaded"]
-        if self.note:
-            lines.append(self.note)
+        f = self.facts
+        if f is None:
+            return Content("no model loaded")
+        lines = describe_facts(f)
+        kv = kv_bytes(f)
+        lines.append(f"KV cache {format_bytes(kv) if kv else 'n/a'} ({f.kv_type_k}/{f.kv_type_v})  ·  "
+                     f"context used {self.context_used:,} / {f.n_ctx:,}")
+        resident, size = self.resident
+        if resident is not None and size:
+            lines.append(f"model file in RAM (page cache) {format_bytes(resident)} of "
+                         f"{format_bytes(size)} ({resident / size:.0%})")
+        s = self.last_stats
+        speed = (f"last reply: prompt {s.prompt_tokens_per_s:.0f} tok/s, generation "
+                 f"{s.generation_tokens_per_s:.1f} tok/s" if s else "last reply: -")
+        if self.live_tokens_per_s:
+            speed += f"  ·  now: {self.live_tokens_per_s:.1f} tok/s"
+        lines.append(speed)
         return Content("\n".join(lines))

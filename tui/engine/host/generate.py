@@ -115,7 +115,7 @@ class ChatSession:
         return chain
 
     def run(self, messages: Sequence[dict[str, str]], sampling: SamplingSettings,
-            cancelled: threading.Event, emit: Callable[[str], None]) -> ChatStats:
+            cancelled: threading.Event, emit: Callable[[str, int], None]) -> ChatStats:
         started = time.perf_counter()
         ctx, vocab = self.lm.ctx, self.lm.vocab
         n_ctx = self.lm.n_ctx()
@@ -150,8 +150,7 @@ class ChatSession:
                     break
                 generated += 1
                 text, stopped = stops.feed(utf8.decode(token_text(vocab, token, False)))
-                if text:
-                    emit(text)
+                emit(text, 1)  # every token counts, even one whose text is still held back
                 if stopped:
                     reason = "stop"
                     break
@@ -164,7 +163,7 @@ class ChatSession:
         if reason != "stop":
             tail = stops.flush() + utf8.decode(b"", final=True)
             if tail:
-                emit(tail)
+                emit(tail, 0)
         return self._stats(started, first_token_at, generated, reason, len(tokens))
 
     def _stats(self, started: float, first: float | None, generated: int, reason: str,

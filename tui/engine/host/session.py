@@ -32,21 +32,24 @@ class PieceBuffer:
     `interval` seconds, so the UI process wakes ~60 times a second instead of once per token
     (on a 2-core box each wake-up competes with llama.cpp's threads)."""
 
-    def __init__(self, send: Callable[[str], None], interval: float = 0.015):
+    def __init__(self, send: Callable[[str, int], None], interval: float = 0.015):
         self.send, self.interval = send, interval
         self.held = ""
+        self.tokens = 0
         self.last = 0.0
 
-    def add(self, text: str) -> None:
+    def add(self, text: str, tokens: int = 1) -> None:
         self.held += text
+        self.tokens += tokens
         now = time.perf_counter()
         if now - self.last >= self.interval:
             self.flush(now)
 
     def flush(self, now: float | None = None) -> None:
         if self.held:
-            self.send(self.held)
+            self.send(self.held, self.tokens)
             self.held = ""
+            self.tokens = 0
         self.last = now if now is not None else time.perf_counter()
 
 
@@ -164,7 +167,7 @@ class EngineSession:
         self.current_request = command.request_id
         self.cancel.clear()
         rid = command.request_id
-        pieces = PieceBuffer(lambda text: self.channel.send(TextPiece(request_id=rid, text=text)))
+        pieces = PieceBuffer(lambda text, n: self.channel.send(TextPiece(request_id=rid, text=text, tokens=n)))
         try:
             stats = self.chat.run(command.messages, sampling, self.cancel, pieces.add)
             pieces.flush()
