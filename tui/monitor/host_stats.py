@@ -30,6 +30,7 @@ def mapped_resident_bytes(pid: int, path: str) -> int | None:
 class HostSource:
     def __init__(self) -> None:
         psutil.cpu_percent(percpu=True)  # prime: the first call has nothing to compare with
+        self._process: psutil.Process | None = None
 
     def read(self, engine_pid: int | None = None, model_path: str | None = None) -> HostSample:
         per_cpu = tuple(psutil.cpu_percent(percpu=True))
@@ -42,7 +43,9 @@ class HostSource:
         rss = None
         if engine_pid:
             try:
-                rss = psutil.Process(engine_pid).memory_info().rss
+                if self._process is None or self._process.pid != engine_pid:
+                    self._process = psutil.Process(engine_pid)
+                rss = self._process.memory_info().rss
             except psutil.Error:
                 rss = None
         resident = file_size = None

@@ -45,6 +45,7 @@ class MonitorScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._gpu_status: str | None = None
         self.query_one("#monitor").focus()  # arrows and PgUp/PgDn scroll at 80x24
         follow_app_status(self)
         self.watch(self.app, "sample", self._sample_changed)
@@ -72,10 +73,16 @@ class MonitorScreen(Screen):
     async def _sample_changed(self, sample: Sample | None) -> None:
         if sample is None:
             return
-        status = self.query_one("#gpu-status", Static)
-        status.display = bool(sample.gpu_status)
-        status.update(f"{sample.gpu_status}: showing host figures only; models run on the CPU."
-                      if sample.gpu_status else "")
+        with self.app.batch_update():  # one repaint per sample, not one per widget
+            await self._show_sample(sample)
+
+    async def _show_sample(self, sample: Sample) -> None:
+        if sample.gpu_status != self._gpu_status:  # restyling on every sample costs a lot of CPU
+            self._gpu_status = sample.gpu_status
+            status = self.query_one("#gpu-status", Static)
+            status.display = bool(sample.gpu_status)
+            status.update(f"{sample.gpu_status}: showing host figures only; models run on the CPU."
+                          if sample.gpu_status else "")
         box = self.query_one("#gpus", Vertical)
         panels = list(box.query(GpuPanel))
         if len(panels) != len(sample.gpus):
