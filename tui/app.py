@@ -17,7 +17,8 @@ from textual.reactive import reactive
 
 from tui import __version__
 from tui.engine.client import EngineClient
-from tui.engine.protocol import ChatStats, EngineCrashed, Hello, Loaded, LoadFailed, LogLine
+from tui.engine.protocol import (ChatStats, EngineCrashed, Hello, Loaded, LoadFailed, LogLine,
+                                 Unloaded)
 from tui.engine.settings import LoadSettings, SamplingSettings
 from tui.engine.status import EngineStatus, cpu_only_warning
 from tui.fit.overhead import OverheadStore, remember_from_load
@@ -98,6 +99,7 @@ class VramdeckApp(App):
 
     async def on_unmount(self) -> None:
         self._sampler_stop.set()
+        self._sampler_wake.set()
         await self.engine.close()
 
     # ------------------------------------------------------------------ engine
@@ -108,8 +110,9 @@ class VramdeckApp(App):
             self.log_count += 1
             return
         self.engine_status = self.engine_status.apply(event)
-        if isinstance(event, (Loaded, LoadFailed, EngineCrashed)):
+        if isinstance(event, (Loaded, LoadFailed, EngineCrashed, Unloaded)):
             self.context_used = 0
+            self.sample_now()
         if isinstance(event, Hello):
             self._update_warning()
         elif isinstance(event, Loaded) and self.overhead_store and self.sample and self.sample.gpus:
@@ -145,6 +148,7 @@ class VramdeckApp(App):
         read never overlaps the next, and nothing is created per sample (a worker per sample
         cost ~0.8% of a core at 1 s)."""
         self._sampler_stop = threading.Event()
+        self._sampler_wake = threading.Event()
         threading.Thread(target=self._sampler_loop, name="sampler", daemon=True).start()
 
     def _sampler_loop(self) -> None:
@@ -160,7 +164,12 @@ class VramdeckApp(App):
                 self.call_from_thread(self._sample_taken, sample)
             except RuntimeError:  # the app is closing
                 return
-            stop.wait(self.sample_interval)
+            self._sampler_wake.wait(self.sample_interval)
+            self._sampler_wake.clear()
+
+    def sample_now(self) -> None:
+        """Take the next sample at once (after a load, the engine's process has changed)."""
+        self._sampler_wake.set()
 
     def _sample_taken(self, sample: Sample | None) -> None:
         if sample is not None:

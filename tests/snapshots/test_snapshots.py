@@ -47,6 +47,12 @@ def rtx3090_with_a_desktop() -> FakeNvml:
 
 async def settle(pilot) -> None:
     await pilot.pause()
+    for _ in range(200):  # wait for the sample taken after the (scripted) load
+        sample, engine = pilot.app.sample, pilot.app.engine
+        if sample is not None and (engine.pid is None or not sample.gpus
+                                   or any(p.is_engine for g in sample.gpus for p in g.processes)):
+            break
+        await pilot.pause(0.01)
     await pilot.app.workers.wait_for_complete()
     await pilot.pause(0.2)
 
