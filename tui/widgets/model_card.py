@@ -7,13 +7,13 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from tui.engine.protocol import ChatStats, ModelFacts
-from tui.units import format_bytes
+from tui.units import format_bytes, format_params
 
 
 def describe_facts(f: ModelFacts) -> list[str]:
     vram = ", ".join(f"GPU{i} {format_bytes(b)}" for i, b in enumerate(f.vram_bytes_per_gpu)) or "n/a"
     return [
-        f"{f.name}  ({f.architecture}, {f.n_params / 1e9:.2f} B params, {f.quant}, "
+        f"{f.name}  ({f.architecture}, {format_params(f.n_params)} params, {f.quant}, "
         f"{format_bytes(f.size_bytes)})",
         f"layers on GPU {f.layers_offloaded}/{f.layers_total}  ·  context {f.n_ctx:,} "
         f"(trained {f.n_ctx_train:,})  ·  KV {f.kv_type_k}/{f.kv_type_v}  ·  flash-attn {f.flash_attn}",
