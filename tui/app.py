@@ -13,7 +13,7 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
-from textual.reactive import reactive
+from textual.reactive import var
 
 from tui import __version__
 from tui.engine.client import EngineClient
@@ -50,15 +50,17 @@ class VramdeckApp(App):
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
 
-    engine_status: reactive[EngineStatus] = reactive(EngineStatus)
-    sample: reactive[Sample | None] = reactive(None)
-    warning: reactive[str] = reactive("")
-    log_count: reactive[int] = reactive(0)
-    context_used: reactive[int] = reactive(0)
+    # App state is `var`, not `reactive`: screens watch it, and a reactive on the App would
+    # repaint the whole screen on every sample, log line and streamed piece.
+    engine_status: var[EngineStatus] = var(EngineStatus)
+    sample: var[Sample | None] = var(None)
+    warning: var[str] = var("")
+    log_count: var[int] = var(0)
+    context_used: var[int] = var(0)
     """Tokens in the KV cache after the last reply."""
-    live_tokens_per_s: reactive[float] = reactive(0.0)
+    live_tokens_per_s: var[float] = var(0.0)
     """Generation speed of the reply streaming now (0 when none is)."""
-    last_stats: reactive[ChatStats | None] = reactive(None)
+    last_stats: var[ChatStats | None] = var(None)
     """Figures of the last finished reply."""
 
     def __init__(self, engine: EngineClient, sampler: SamplerLike,
