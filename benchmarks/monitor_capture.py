@@ -27,7 +27,7 @@ from tui.monitor.sampler import Sampler  # noqa: E402
 def svg_text(svg: str) -> str:
     """The characters of a Textual SVG screenshot, row by row."""
     rows: dict[float, list[tuple[float, str]]] = {}
-    for m in re.finditer(r'<text[^>]*x="([0-9.]+)"[^>]*y="([0-9.]+)"[^>]*>(.*?)</text>', svg, re.S):
+    for m in re.finditer(r'<text class="terminal-[^"]*-r[^>]*x="([0-9.]+)"[^>]*y="([0-9.]+)"[^>]*>(.*?)</text>', svg, re.S):
         x, y, text = float(m.group(1)), float(m.group(2)), html.unescape(re.sub("<[^>]+>", "", m.group(3)))
         rows.setdefault(y, []).append((x, text.replace("\xa0", " ")))
     lines = []
