@@ -68,36 +68,19 @@ def _on_log(_level: int, text: bytes, _user) -> None:
 def dry_run(settings: dict) -> dict:
     import llama_cpp as L
 
-    from tui.engine.host.runtime import FLASH_ATTN, GGML_TYPES, SPLIT, physical_cores
-    from tui.engine.settings import ALL_LAYERS, LoadSettings
+    from tui.engine.host.runtime import context_params, model_params
+    from tui.engine.settings import LoadSettings
 
     _lines.clear()
     lines = _lines
     s = LoadSettings.from_dict(settings).validated()
-    mp = L.llama_model_default_params()
-    mp.n_gpu_layers = -1 if s.n_gpu_layers == ALL_LAYERS else s.n_gpu_layers
-    mp.split_mode = SPLIT[s.split_mode]
-    mp.main_gpu = s.main_gpu
-    mp.load_mode = L.LLAMA_LOAD_MODE_NONE
-    mp.no_alloc = True
-    keep = None
-    if s.tensor_split:
-        import ctypes
-
-        keep = (ctypes.c_float * L.llama_max_devices())()
-        for i, share in enumerate(s.tensor_split[:L.llama_max_devices()]):
-            keep[i] = share
-        mp.tensor_split = ctypes.cast(keep, ctypes.POINTER(ctypes.c_float))
+    mp, keep = model_params(s)  # the very parameters a real load uses, then:
+    mp.load_mode = L.LLAMA_LOAD_MODE_NONE  # read no tensor data
+    mp.no_alloc = True  # and allocate nothing
     model = L.llama_model_load_from_file(s.model_path.encode(), mp)
     if not model:
         return {"ok": False, "error": "llama.cpp could not read the model", "log_tail": lines[-8:]}
-    cp = L.llama_context_default_params()
-    cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = s.n_ctx, s.n_batch, s.n_ubatch, 1
-    cp.n_threads = cp.n_threads_batch = s.n_threads or physical_cores()
-    cp.type_k, cp.type_v = GGML_TYPES[s.type_k], GGML_TYPES[s.type_v]
-    cp.flash_attn_type = FLASH_ATTN[s.flash_attn]
-    cp.offload_kqv = s.offload_kqv
-    ctx = L.llama_init_from_model(model, cp)
+    ctx = L.llama_init_from_model(model, context_params(s))
     buffers = parse_buffers(lines)
     buffers["kv"] = kv_per_device(lines) or buffers.get("kv", {})
     result: dict = {"ok": bool(ctx), "buffers": buffers,

@@ -47,6 +47,39 @@ def _load_mode(s: LoadSettings) -> int:
     return L.LLAMA_LOAD_MODE_NONE
 
 
+def model_params(s: LoadSettings) -> tuple[L.llama_model_params, object]:
+    """llama.cpp model parameters for `s`, and the array the caller must keep alive with them."""
+    mp = L.llama_model_default_params()
+    mp.n_gpu_layers = -1 if s.n_gpu_layers == ALL_LAYERS else s.n_gpu_layers
+    mp.split_mode = SPLIT[s.split_mode]
+    mp.main_gpu = s.main_gpu
+    mp.load_mode = _load_mode(s)
+    split_array = None
+    if s.tensor_split:
+        split_array = (ctypes.c_float * L.llama_max_devices())()
+        for i, share in enumerate(s.tensor_split[:L.llama_max_devices()]):
+            split_array[i] = share
+        mp.tensor_split = ctypes.cast(split_array, ctypes.POINTER(ctypes.c_float))
+    return mp, split_array
+
+
+def context_params(s: LoadSettings) -> L.llama_context_params:
+    """llama.cpp context parameters for `s` (the same for a real load and a dry run)."""
+    cp = L.llama_context_default_params()
+    cp.n_ctx = s.n_ctx
+    cp.n_batch = s.n_batch
+    cp.n_ubatch = s.n_ubatch
+    cp.n_seq_max = 1
+    cp.n_threads = s.n_threads or physical_cores()
+    cp.n_threads_batch = s.n_threads_batch or s.n_threads or physical_cores()
+    cp.type_k = GGML_TYPES[s.type_k]
+    cp.type_v = GGML_TYPES[s.type_v]
+    cp.flash_attn_type = FLASH_ATTN[s.flash_attn]
+    cp.offload_kqv = s.offload_kqv
+    cp.no_perf = False
+    return cp
+
+
 def _meta(model: int, key: str) -> str | None:
     buf = ctypes.create_string_buffer(4096)
     n = L.llama_model_meta_val_str(model, key.encode(), buf, ctypes.sizeof(buf))
@@ -71,17 +104,7 @@ class LoadedModel:
     def load(cls, settings: LoadSettings, header: GgufHeader,
              on_progress: Callable[[float], None], recent_log: Callable[[], list[str]]) -> "LoadedModel":
         s = settings
-        mp = L.llama_model_default_params()
-        mp.n_gpu_layers = s.n_gpu_layers if s.n_gpu_layers != ALL_LAYERS else -1
-        mp.split_mode = SPLIT[s.split_mode]
-        mp.main_gpu = s.main_gpu
-        mp.load_mode = _load_mode(s)
-        split_array = None
-        if s.tensor_split:
-            split_array = (ctypes.c_float * L.llama_max_devices())()
-            for i, share in enumerate(s.tensor_split[:L.llama_max_devices()]):
-                split_array[i] = share
-            mp.tensor_split = ctypes.cast(split_array, ctypes.POINTER(ctypes.c_float))
+        mp, split_array = model_params(s)
 
         def progress(fraction: float, _user: ctypes.c_void_p) -> bool:
             on_progress(float(fraction))
@@ -94,19 +117,7 @@ class LoadedModel:
         model = L.llama_model_load_from_file(s.model_path.encode(), mp)
         if not model:
             raise LoadError("llama_model_load_from_file returned no model")
-        cp = L.llama_context_default_params()
-        cp.n_ctx = s.n_ctx
-        cp.n_batch = s.n_batch
-        cp.n_ubatch = s.n_ubatch
-        cp.n_seq_max = 1
-        cp.n_threads = s.n_threads or physical_cores()
-        cp.n_threads_batch = s.n_threads_batch or s.n_threads or physical_cores()
-        cp.type_k = GGML_TYPES[s.type_k]
-        cp.type_v = GGML_TYPES[s.type_v]
-        cp.flash_attn_type = FLASH_ATTN[s.flash_attn]
-        cp.offload_kqv = s.offload_kqv
-        cp.no_perf = False
-        ctx = L.llama_init_from_model(model, cp)
+        ctx = L.llama_init_from_model(model, context_params(s))
         if not ctx:
             L.llama_model_free(model)
             raise LoadError("llama_init_from_model returned no context")
