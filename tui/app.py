@@ -58,6 +58,8 @@ class VramdeckApp(App):
     log_count: var[int] = var(0)
     context_used: var[int] = var(0)
     """Tokens in the KV cache after the last reply."""
+    live_prompt_tokens_per_s: var[float] = var(0.0)
+    """Prompt speed of the request being answered now (0 when none is)."""
     live_tokens_per_s: var[float] = var(0.0)
     """Generation speed of the reply streaming now (0 when none is)."""
     last_stats: var[ChatStats | None] = var(None)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tui.engine.client import EngineClient, EngineError
-from tui.engine.protocol import ChatDone, ChatFailed, Loaded, TextPiece
+from tui.engine.protocol import ChatDone, ChatFailed, Loaded, PromptProcessed, TextPiece
 from tui.engine.settings import LoadSettings, SamplingSettings
 
 pytestmark = pytest.mark.slow
@@ -30,7 +30,7 @@ async def collect(client, messages, sampling=GREEDY):
     async for event in client.chat(messages, sampling):
         if isinstance(event, TextPiece):
             pieces.append(event.text)
-        else:
+        elif not isinstance(event, PromptProcessed):
             end = event
     return pieces, end
 
@@ -58,7 +58,16 @@ async def test_a_long_reply_streams_in_pieces_as_it_is_generated(engine):
     total = stamps[-1] - started
     assert len(stamps) > 5, "the reply should arrive as a stream of pieces, not in one block"
     assert stamps[0] - started < total / 2, "the first piece comes long before the end"
-    assert texts[-1] is None and all(texts[:-1])
+    assert texts[0] is None and texts[-1] is None and all(texts[1:-1])
+
+
+async def test_prompt_processing_is_announced_before_the_first_piece(engine):
+    events = [e async for e in engine.chat([SYSTEM, {"role": "user", "content": "Say hi."}], GREEDY)]
+    first = events[0]
+    assert isinstance(first, PromptProcessed)
+    assert first.prompt_tokens > 10 and first.tokens_per_s > 0
+    assert isinstance(events[1], TextPiece)
+    assert sum(e.tokens for e in events if isinstance(e, TextPiece)) == events[-1].stats.generated_tokens
 
 
 async def test_loaded_facts_describe_the_demo_model(engine, demo_model):

@@ -11,7 +11,7 @@ import pytest
 
 from tui.engine.client import EngineClient
 from tui.engine.protocol import (ChatDone, EngineCrashed, FailureKind, Loaded, LoadFailed,
-                                 TextPiece)
+                                 PromptProcessed, TextPiece)
 from tui.engine.settings import LoadSettings, SamplingSettings
 
 pytestmark = pytest.mark.slow
@@ -93,7 +93,7 @@ async def test_sigkill_mid_stream_is_reported_within_a_second_and_next_load_work
                 if pieces == 3:
                     os.kill(pid, signal.SIGKILL)
                     killed_at = time.monotonic()
-            else:
+            elif not isinstance(event, PromptProcessed):
                 end = event
                 break
         assert isinstance(end, EngineCrashed)

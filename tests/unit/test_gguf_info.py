@@ -5,7 +5,7 @@ import time
 import pytest
 
 from tui.models.gguf_info import GgufError, check_model_file, file_type_name, read_header
-from tui.models.synthetic import LLAMA31_70B, TINY, write_random_llama
+from tui.models.synthetic import LLAMA31_70B, TINY
 
 
 def test_tiny_model_header_matches_what_was_written(tiny_llama):

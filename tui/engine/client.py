@@ -22,10 +22,11 @@ from tui.engine.errors import classify_load_log, describe_failure
 from tui.engine.protocol import (BenchCommand, BenchResult, CancelCommand, ChatCommand, ChatDone,
                                  ChatFailed, CommandFailed, EngineCrashed, FailureKind,
                                  Hello, Loaded, LoadCommand, LoadFailed, LoadProgress, LogLine,
-                                 Message, ShutdownCommand, TextPiece, Unloaded, decode)
+                                 Message, PromptProcessed, ShutdownCommand, TextPiece, Unloaded,
+                                 decode)
 from tui.engine.settings import LoadSettings, SamplingSettings
 
-ChatEvent = TextPiece | ChatDone | ChatFailed | EngineCrashed
+ChatEvent = PromptProcessed | TextPiece | ChatDone | ChatFailed | EngineCrashed
 EngineEvent = Hello | LogLine | LoadProgress | Loaded | LoadFailed | Unloaded | EngineCrashed
 Listener = Callable[[EngineEvent], None]
 
@@ -216,7 +217,7 @@ class EngineClient:
         elif isinstance(message, Unloaded):
             self.loaded = None
             self._notify(message)
-        elif isinstance(message, (TextPiece, ChatDone, ChatFailed)):
+        elif isinstance(message, (PromptProcessed, TextPiece, ChatDone, ChatFailed)):
             queue = self._requests.get(message.request_id)
             if queue is not None:
                 queue.put_nowait(message)
@@ -266,7 +267,7 @@ class EngineClient:
 
     async def chat(self, messages: Sequence[dict[str, str]],
                    sampling: SamplingSettings | None = None) -> AsyncIterator[ChatEvent]:
-        """Stream a reply: TextPiece events, then one ChatDone, ChatFailed or EngineCrashed.
+        """Stream a reply: PromptProcessed, TextPiece events, then ChatDone, ChatFailed or EngineCrashed.
 
         Use `async with contextlib.aclosing(client.chat(...))` when you may stop reading early:
         closing the stream cancels the request. A stream abandoned without closing is cancelled
@@ -291,7 +292,7 @@ class EngineClient:
                 event = await queue.get()
                 if isinstance(event, CommandFailed):
                     event = ChatFailed(request_id=request_id, message=event.message)
-                finished = not isinstance(event, TextPiece)
+                finished = not isinstance(event, (TextPiece, PromptProcessed))
                 yield event
                 if finished:
                     return

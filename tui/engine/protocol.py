@@ -199,6 +199,17 @@ class TextPiece(Message):
 
 
 @dataclass(frozen=True)
+class PromptProcessed(Message):
+    """The prompt of a request is in the KV cache; generation starts now."""
+
+    TYPE: ClassVar[str] = "prompt_done"
+    request_id: int = 0
+    prompt_tokens: int = 0
+    """Tokens of the prompt evaluated now (the rest came from the cache of earlier turns)."""
+    tokens_per_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class ChatStats:
     """Figures for one reply, from llama.cpp's own performance counters."""
 

@@ -10,10 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Markdown, Static
+from textual.widgets import Footer, Markdown
 
 from tui.chat.conversation import Conversation, Turn
-from tui.engine.protocol import ChatDone, ChatFailed, EngineCrashed, TextPiece
+from tui.engine.protocol import ChatDone, ChatFailed, EngineCrashed, PromptProcessed, TextPiece
 from tui.engine.status import Phase
 from tui.screens.status_binding import follow_app_status
 from tui.widgets.chat_message import AssistantMessage, UserMessage
@@ -90,6 +90,8 @@ class ChatScreen(Screen):
                         tokens += event.tokens
                         if now > first_at:
                             self.app.live_tokens_per_s = (tokens - 1) / (now - first_at)
+                    elif isinstance(event, PromptProcessed):
+                        self.app.live_prompt_tokens_per_s = event.tokens_per_s
                     elif isinstance(event, ChatDone):
                         turn.stats = event.stats
                         turn.partial = event.stats.stop_reason == "cancelled"
@@ -102,6 +104,7 @@ class ChatScreen(Screen):
         finally:
             await stream.stop()
             self.app.live_tokens_per_s = 0.0
+            self.app.live_prompt_tokens_per_s = 0.0
         if note:
             turn.partial = True
             if not turn.content:

@@ -55,7 +55,7 @@ class MonitorScreen(Screen):
         def copy_to_card(name: str):
             return lambda value: setattr(card, name, value)  # one parameter: the new value
 
-        for name in ("context_used", "last_stats", "live_tokens_per_s"):
+        for name in ("context_used", "last_stats", "live_tokens_per_s", "live_prompt_tokens_per_s"):
             self.watch(self.app, name, copy_to_card(name))
 
     def on_resize(self, event: events.Resize) -> None:

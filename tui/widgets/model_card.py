@@ -34,6 +34,7 @@ class ModelCard(Static):
     context_used: reactive[int] = reactive(0)
     last_stats: reactive[ChatStats | None] = reactive(None)
     live_tokens_per_s: reactive[float] = reactive(0.0)
+    live_prompt_tokens_per_s: reactive[float] = reactive(0.0)
     resident: reactive[tuple[int | None, int | None]] = reactive((None, None))
     """(bytes of the model file resident in RAM, file size)."""
 
@@ -55,7 +56,8 @@ class ModelCard(Static):
         s = self.last_stats
         speed = (f"last reply: prompt {s.prompt_tokens_per_s:.0f} tok/s, generation "
                  f"{s.generation_tokens_per_s:.1f} tok/s" if s else "last reply: -")
-        if self.live_tokens_per_s:
-            speed += f"  ·  now: {self.live_tokens_per_s:.1f} tok/s"
+        if self.live_tokens_per_s or self.live_prompt_tokens_per_s:
+            speed += (f"  ·  now: prompt {self.live_prompt_tokens_per_s:.0f} tok/s, generation "
+                      f"{self.live_tokens_per_s:.1f} tok/s")
         lines.append(speed)
         return Content("\n".join(lines))

@@ -115,7 +115,8 @@ class ChatSession:
         return chain
 
     def run(self, messages: Sequence[dict[str, str]], sampling: SamplingSettings,
-            cancelled: threading.Event, emit: Callable[[str, int], None]) -> ChatStats:
+            cancelled: threading.Event, emit: Callable[[str, int], None],
+            prompt_done: Callable[[int, float], None] = lambda n, tps: None) -> ChatStats:
         started = time.perf_counter()
         ctx, vocab = self.lm.ctx, self.lm.vocab
         n_ctx = self.lm.n_ctx()
@@ -130,6 +131,9 @@ class ChatSession:
             if cancelled.is_set():
                 return self._stats(started, None, 0, "cancelled", len(tokens))
             self._decode(pending[i:i + n_batch])
+        L.llama_synchronize(ctx)  # llama.cpp adds a decode's time to its counters here
+        perf = L.llama_perf_context(ctx)
+        prompt_done(len(pending), perf.n_p_eval / (perf.t_p_eval_ms / 1000) if perf.t_p_eval_ms > 0 else 0.0)
 
         chain = self._sampler(sampling)
         stops = StopMatcher(sampling.stop)

@@ -21,6 +21,7 @@ from tui.engine.host.runtime import LoadedModel, LoadError
 from tui.engine.protocol import (BenchCommand, BenchResult, CancelCommand, ChatCommand, ChatDone,
                                  ChatFailed, CommandFailed, FailureKind, Hello, Loaded,
                                  LoadCommand, LoadFailed, LoadProgress, Message, ModelFacts,
+                                 PromptProcessed,
                                  ShutdownCommand, TextPiece, Unloaded, decode)
 from tui.engine.settings import LoadSettings, SamplingSettings, SettingsError
 from tui.models.gguf_info import GgufError, check_model_file
@@ -169,7 +170,9 @@ class EngineSession:
         rid = command.request_id
         pieces = PieceBuffer(lambda text, n: self.channel.send(TextPiece(request_id=rid, text=text, tokens=n)))
         try:
-            stats = self.chat.run(command.messages, sampling, self.cancel, pieces.add)
+            stats = self.chat.run(command.messages, sampling, self.cancel, pieces.add,
+                                  lambda n, tps: self.channel.send(PromptProcessed(
+                                      request_id=rid, prompt_tokens=n, tokens_per_s=round(tps, 2))))
             pieces.flush()
         except PromptTooLong as exc:
             self.channel.send(ChatFailed(request_id=rid, message=str(exc)))
