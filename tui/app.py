@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
@@ -27,6 +27,7 @@ from tui.monitor.sample import Sample
 from tui.monitor.sampler import SamplerLike
 from tui.screens.chat import ChatScreen
 from tui.screens.log import LogScreen
+from tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
 from tui.screens.monitor import MonitorScreen
 from tui.screens.tuner import TunerScreen
 from tui.themes import load_themes
@@ -97,6 +98,7 @@ class VramdeckApp(App):
             self.notify(self._notice, severity="warning", timeout=30)
         if self._first_mode != self.DEFAULT_MODE:
             self.switch_mode(self._first_mode)
+        self._check_size(self.size.width, self.size.height)
         self._start_sampler()
         if self.current_settings is not None:
             self.load_model(self.current_settings)
@@ -105,6 +107,26 @@ class VramdeckApp(App):
         self._sampler_stop.set()
         self._sampler_wake.set()
         await self.engine.close()
+
+    # ------------------------------------------------------------------ terminal size
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._check_size(event.size.width, event.size.height)
+
+    def _check_size(self, width: int, height: int) -> None:
+        small = width < MIN_WIDTH or height < MIN_HEIGHT
+        shown = isinstance(self.screen, TooSmallScreen)
+        if small and not shown:
+            self.push_screen(TooSmallScreen())
+            self.call_after_refresh(lambda: self._show_size(width, height))
+        elif small:
+            self.screen.show_size(width, height)
+        elif shown:
+            self.pop_screen()
+
+    def _show_size(self, width: int, height: int) -> None:
+        if isinstance(self.screen, TooSmallScreen):
+            self.screen.show_size(width, height)
 
     # ------------------------------------------------------------------ engine
 

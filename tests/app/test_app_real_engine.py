@@ -153,3 +153,19 @@ async def test_quitting_ends_the_engine_process(demo_model):
         proc = app.engine.process
         await pilot.press("ctrl+q")
     await asyncio.wait_for(proc.wait(), 5)
+
+
+async def test_too_small_message_comes_and_goes_with_the_terminal_size(demo_model):
+    from tui.screens.too_small import TooSmallScreen
+
+    app = make_app(demo_model)
+    async with app.run_test(size=(60, 15)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, TooSmallScreen)
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        assert not isinstance(app.screen, TooSmallScreen)
+        await until(pilot, lambda: app.engine_status.phase is Phase.READY)
+        await pilot.resize_terminal(79, 24)
+        await pilot.pause()
+        assert isinstance(app.screen, TooSmallScreen)

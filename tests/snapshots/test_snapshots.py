@@ -163,3 +163,8 @@ def test_tuner_70b_fits_a_24gb_card_at_40_layers(snap_compare, model_70b):
 def test_tuner_70b_does_not_fit_with_all_layers(snap_compare, model_70b):
     """The same card with every layer on the GPU: the GPU bar says it does not fit."""
     assert snap_compare(_tuner_70b(model_70b, -1), terminal_size=(80, 24), run_before=_open_tuner)
+
+
+def test_terminal_too_small(snap_compare):
+    """At 60x15 the app says the terminal is too small and what it needs, not a broken layout."""
+    assert snap_compare(app_with(), terminal_size=(60, 15), run_before=settle)
