@@ -11,7 +11,7 @@ from tui import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tui.commands import bench, fit, inspect, models, monitor, run_app
+    from tui.commands import bench, fit, inspect, models, monitor, profiles, run_app
 
     parser = argparse.ArgumentParser(
         prog="vramdeck", description="Run big GGUF models on small GPUs: chat, monitor, tune.")
@@ -23,16 +23,17 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_arguments(sub.add_parser("fit", help="how many layers fit the GPU, with the breakdown"))
     models.add_arguments(sub.add_parser("models", help="list the GGUF models found on this machine"))
     monitor.add_arguments(sub.add_parser("monitor", help="GPU and host figures (--once --json for scripts)"))
+    profiles.add_arguments(sub.add_parser("profiles", help="saved set-ups: list, show, export as a command"))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tui.commands import bench, fit, inspect, models, monitor, run_app
+    from tui.commands import bench, fit, inspect, models, monitor, profiles, run_app
 
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `vramdeck fit ... | head` ends quietly
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     commands = {"bench": bench.main, "inspect": inspect.main, "fit": fit.main, "models": models.main,
-                "monitor": monitor.main}
+                "monitor": monitor.main, "profiles": profiles.main}
     return commands.get(args.command, run_app.main)(args)
 
 

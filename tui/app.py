@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.reactive import var
 
 from tui import __version__
+from tui.chat.conversation import DEFAULT_SYSTEM_PROMPT
 from tui.engine.client import EngineClient
 from tui.engine.protocol import (ChatStats, EngineCrashed, Hello, Loaded, LoadFailed, LogLine,
                                  Unloaded)
@@ -77,6 +78,7 @@ class VramdeckApp(App):
         self.current_settings = settings
         self.last_working: LoadSettings | None = None
         self.sampling = SamplingSettings()
+        self.system_prompt = DEFAULT_SYSTEM_PROMPT
         self.sample_interval = sample_interval
         self._notice = notice
         self._theme_name = theme

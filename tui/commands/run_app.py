@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from tui.engine.client import EngineClient
 from tui.engine.settings import LoadSettings
 from tui.fit.overhead import OverheadStore
 from tui.models.demo import DEMO_MISSING, find_demo_model
 from tui.monitor.sampler import Sampler
+from tui.profiles.schema import ProfileError
+from tui.profiles.store import ProfileStore
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,11 +21,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv", default="f16", help="KV cache type (f16, q8_0, q4_0, ...)")
     p.add_argument("--flash-attn", choices=("auto", "on", "off"), default="auto")
     p.add_argument("--refresh", type=float, default=1.0, help="monitor refresh interval, seconds")
+    p.add_argument("--profile", help="start with a saved profile (see `vramdeck profiles list`)")
 
 
 def make_app(args: argparse.Namespace):
     from tui.app import VramdeckApp
 
+    if args.profile:
+        profile = ProfileStore().load(args.profile)  # ProfileError: main() says which key, which line
+        app = VramdeckApp(EngineClient(), Sampler(), settings=profile.load,
+                          notice="\n".join(profile.warnings), sample_interval=max(0.1, args.refresh),
+                          overhead_store=OverheadStore())
+        app.sampling = profile.sampling
+        app.system_prompt = profile.system_prompt or app.system_prompt
+        return app
     notice = ""
     path = args.model
     if path is None:
@@ -38,5 +50,10 @@ def make_app(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> int:
-    make_app(args).run()
+    try:
+        app = make_app(args)
+    except (ProfileError, ValueError) as exc:
+        print(f"vramdeck: {exc}", file=sys.stderr)
+        return 1
+    app.run()
     return 0

@@ -11,6 +11,9 @@ from typing import Any
 
 #: KV-cache element types llama.cpp accepts for K and V, by the names its CLI uses.
 KV_TYPES: tuple[str, ...] = ("f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl")
+#: ggml_type ids of the cache types (what llama.cpp's C API and Llama(type_k=...) take).
+GGML_TYPE_IDS = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8,
+                 "iq4_nl": 20, "bf16": 30}
 FLASH_ATTN_MODES: tuple[str, ...] = ("auto", "on", "off")
 SPLIT_MODES: tuple[str, ...] = ("layer", "row", "none")
 

@@ -35,6 +35,10 @@ class ChatScreen(Screen):
         super().__init__()
         self.conversation = Conversation()
 
+    def on_screen_resume(self) -> None:
+        if not self.conversation.turns:
+            self.conversation.system_prompt = self.app.system_prompt
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="conversation"):
             yield Markdown(WELCOME, id="welcome")

@@ -16,12 +16,10 @@ from dataclasses import dataclass
 import llama_cpp as L
 import psutil
 
-from tui.engine.settings import ALL_LAYERS, LoadSettings
+from tui.engine.settings import ALL_LAYERS, GGML_TYPE_IDS, LoadSettings
 from tui.models.gguf_info import GgufHeader, file_type_name
 
-# KV cache element types by name -> ggml_type id
-GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8,
-              "iq4_nl": 20, "bf16": 30}
+GGML_TYPES = GGML_TYPE_IDS
 FLASH_ATTN = {"auto": L.LLAMA_FLASH_ATTN_TYPE_AUTO, "on": L.LLAMA_FLASH_ATTN_TYPE_ENABLED,
               "off": L.LLAMA_FLASH_ATTN_TYPE_DISABLED}
 SPLIT = {"none": L.LLAMA_SPLIT_MODE_NONE, "layer": L.LLAMA_SPLIT_MODE_LAYER,

@@ -1,0 +1,44 @@
+"""`vramdeck profiles list|show NAME|export NAME --as llama-server|llama-cli|python`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tui.profiles.export import export
+from tui.profiles.schema import ProfileError, profile_to_toml
+from tui.profiles.store import ProfileStore
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("list", "show", "export"))
+    p.add_argument("name", nargs="?")
+    p.add_argument("--as", dest="kind", default="llama-server",
+                   choices=("llama-server", "llama-cli", "python"))
+
+
+def main(args: argparse.Namespace) -> int:
+    store = ProfileStore()
+    if args.action == "list":
+        found = store.list()
+        for p in found.profiles:
+            r = p.results
+            speed = f"  tg {r['tg_tokens_per_s']:.1f} tok/s" if "tg_tokens_per_s" in r else ""
+            print(f"{p.name:<30} {p.load.model_path}{speed}")
+        for e in found.errors:
+            print(f"broken: {e}", file=sys.stderr)
+        if not found.profiles and not found.errors:
+            print(f"No profiles yet in {store.folder}.")
+        return 0
+    if not args.name:
+        print(f"vramdeck profiles {args.action}: which profile?", file=sys.stderr)
+        return 2
+    try:
+        profile = store.load(args.name)
+    except (ProfileError, ValueError) as exc:
+        print(f"vramdeck profiles: {exc}", file=sys.stderr)
+        return 1
+    for w in profile.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(profile_to_toml(profile) if args.action == "show" else export(profile, args.kind))
+    return 0
