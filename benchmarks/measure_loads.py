@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -23,24 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tui.engine.client import EngineClient  # noqa: E402
 from tui.engine.protocol import Loaded  # noqa: E402
+from tui.engine.host.dry_run import kv_per_device, parse_buffers  # noqa: E402
 from tui.engine.settings import LoadSettings  # noqa: E402
 
 MIB = 1024**2
-# e.g. "load_tensors:        CUDA0 model buffer size =  4403.49 MiB"
-#      "llama_kv_cache:      CUDA0 KV buffer size =   512.00 MiB"
-#      "sched_reserve:      CUDA0 compute buffer size =   258.50 MiB"
-BUFFER = re.compile(r"(\S+) (model|KV|compute|RS|output) buffer size =\s*([0-9.]+) MiB")
-
-
-def parse_buffers(lines: list[str]) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for line in lines:
-        m = BUFFER.search(line)
-        if m:
-            device, kind, mib = m.group(1), m.group(2).lower(), float(m.group(3))
-            out.setdefault(kind, {})
-            out[kind][device] = out[kind].get(device, 0) + int(mib * MIB)
-    return out
 
 
 async def dry_run(settings: LoadSettings) -> dict:
@@ -65,8 +50,6 @@ async def measure(settings: LoadSettings, client: EngineClient) -> dict:
     await client.stop()  # the dry run should see the GPU as a user would: free
     row["dry_run"] = await dry_run(settings)
     log = list(client.log)[start:] if len(client.log) > start else list(client.log)
-    from tui.engine.host.dry_run import kv_per_device
-
     kv = kv_per_device(log)
     if isinstance(result, Loaded):
         f = result.facts

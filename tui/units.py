@@ -35,3 +35,8 @@ def parse_size(text: str) -> int:
 def format_params(n: int) -> str:
     """134515008 -> '135 M', 70553706496 -> '70.6 B'."""
     return f"{n / 1e9:.1f} B" if n >= 1e9 else f"{n / 1e6:.0f} M"
+
+
+def na(value: object, fmt: str = "{}") -> str:
+    """`value` formatted, or 'n/a' where the hardware could not say."""
+    return "n/a" if value is None else fmt.format(value)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from tui.models.gguf_info import GgufError, read_header
+from tui.models.gguf_info import GgufError
 from tui.models.model_info import load_model_info, split_parts
 from tui.units import format_bytes, format_params
 
@@ -18,18 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        truncated = any(read_header(p).truncated for p in split_parts(args.model))
-        info = load_model_info(args.model) if not truncated else None
+        info = load_model_info(args.model)  # refuses truncated files, naming what is missing
     except GgufError as exc:
         print(f"vramdeck inspect: {exc}", file=sys.stderr)
-        return 1
-    if info is None:
-        from tui.models.gguf_info import check_model_file
-
-        try:
-            check_model_file(args.model)
-        except GgufError as exc:
-            print(f"vramdeck inspect: {exc}", file=sys.stderr)
         return 1
     d = info.to_dict()
     d["parts"] = [str(p) for p in split_parts(args.model)]

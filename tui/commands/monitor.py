@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict
 
 from tui.monitor.sampler import Sampler
-from tui.units import format_bytes
+from tui.units import format_bytes, na
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,8 +23,6 @@ def describe(sample) -> list[str]:
     if sample.gpu_status:
         lines.append(f"GPU: n/a ({sample.gpu_status})")
     for g in sample.gpus:
-        def na(v, fmt="{}"):
-            return "n/a" if v is None else fmt.format(v)
         lines.append(f"GPU{g.index} {g.name}: VRAM {format_bytes(g.memory_used_bytes)} / "
                      f"{format_bytes(g.memory_total_bytes)}, util {na(g.util_percent, '{}%')}, "
                      f"{na(g.temperature_c, '{}°C')}, {na(g.power_w, '{:.0f} W')}")

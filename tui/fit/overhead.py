@@ -17,7 +17,6 @@ from platformdirs import user_cache_dir
 
 MIB = 1024**2
 DEFAULT_GPU_OVERHEAD = 768 * MIB
-HOST_DEVICES = ("CPU", "CPU_Mapped", "CUDA_Host", "CPU_REPACK")
 
 
 def measured_overhead(vram_bytes_per_gpu: tuple[int, ...], buffers: dict) -> list[int | None]:

@@ -63,9 +63,7 @@ def key_line(text: str, dotted: str) -> int | None:
         header = re.match(r"^\[\s*([^\]]+?)\s*\]", line)
         if header:
             current = header.group(1)
-            if not key and current == dotted:
-                return number
-            if current == dotted:
+            if current == dotted:  # the table itself
                 return number
             continue
         if current == table and re.match(rf'^"?{re.escape(key)}"?\s*=', line):

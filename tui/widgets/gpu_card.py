@@ -7,8 +7,8 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from tui.monitor.sample import GpuSample
-from tui.units import format_bytes
-from tui.widgets.meter import meter, na
+from tui.units import format_bytes, na
+from tui.widgets.meter import meter
 
 
 class GpuCard(Static):

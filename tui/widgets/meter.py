@@ -13,7 +13,3 @@ def meter(fraction: float | None, width: int = 20) -> Content:
     style = "$error" if fraction >= 0.9 else "$warning" if fraction >= 0.75 else "$success"
     return Content.assemble(("█" * filled, style), ("░" * (width - filled), "$text-muted"),
                             f" {fraction * 100:3.0f}%")
-
-
-def na(value: object, fmt: str = "{}") -> str:
-    return "n/a" if value is None else fmt.format(value)

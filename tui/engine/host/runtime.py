@@ -19,7 +19,6 @@ import psutil
 from tui.engine.settings import ALL_LAYERS, GGML_TYPE_IDS, LoadSettings
 from tui.models.gguf_info import GgufHeader, file_type_name
 
-GGML_TYPES = GGML_TYPE_IDS
 FLASH_ATTN = {"auto": L.LLAMA_FLASH_ATTN_TYPE_AUTO, "on": L.LLAMA_FLASH_ATTN_TYPE_ENABLED,
               "off": L.LLAMA_FLASH_ATTN_TYPE_DISABLED}
 SPLIT = {"none": L.LLAMA_SPLIT_MODE_NONE, "layer": L.LLAMA_SPLIT_MODE_LAYER,
@@ -70,8 +69,8 @@ def context_params(s: LoadSettings) -> L.llama_context_params:
     cp.n_seq_max = 1
     cp.n_threads = s.n_threads or physical_cores()
     cp.n_threads_batch = s.n_threads_batch or s.n_threads or physical_cores()
-    cp.type_k = GGML_TYPES[s.type_k]
-    cp.type_v = GGML_TYPES[s.type_v]
+    cp.type_k = GGML_TYPE_IDS[s.type_k]
+    cp.type_v = GGML_TYPE_IDS[s.type_v]
     cp.flash_attn_type = FLASH_ATTN[s.flash_attn]
     cp.offload_kqv = s.offload_kqv
     cp.no_perf = False
