@@ -61,9 +61,35 @@ def classify_load_log(lines: Sequence[str]) -> tuple[FailureKind, str]:
     return FailureKind.OTHER, last
 
 
-def describe_failure(kind: FailureKind, detail: str) -> str:
-    """One paragraph for the user: what happened, then what to try."""
-    headline = {
+# What to press in the Tuner, by failure: the same advice as keys.
+_TUNER_TIPS = {
+    FailureKind.OOM_DEVICE: "f fits layers to free VRAM · k quantized KV · [ halves context",
+    FailureKind.OOM_HOST: "[ halves context · m a smaller quant · close other programs",
+    FailureKind.CRASHED: "- fewer layers · [ halves context · F5 llama.cpp's log",
+}
+
+
+def failure_kind(value: str) -> FailureKind:
+    try:
+        return FailureKind(value)
+    except ValueError:
+        return FailureKind.OTHER
+
+
+def rollback_report(kind: FailureKind, message: str, tried: str, back_on: str | None) -> str:
+    """What the Tuner says after a failed apply: what failed with which settings, where vramdeck
+    went back to, and which keys to try (`message` is the LoadFailed's whole text)."""
+    lines = [f"✗ {headline(kind) if kind in _TUNER_TIPS else message} [{tried}]"]
+    tip = f"Try: {_TUNER_TIPS[kind]}" if kind in _TUNER_TIPS else ""
+    if back_on:
+        lines.append(f"Back on the last that worked [{back_on}]; chat kept. {tip}".rstrip())
+    elif tip:
+        lines.append(tip)
+    return "\n".join(lines)
+
+
+def headline(kind: FailureKind) -> str:
+    return {
         FailureKind.MISSING: "The model file could not be found.",
         FailureKind.NOT_GGUF: "The file is not a GGUF model.",
         FailureKind.CORRUPT: "The model file is damaged or truncated.",
@@ -74,8 +100,13 @@ def describe_failure(kind: FailureKind, detail: str) -> str:
         FailureKind.CRASHED: "The engine crashed while loading.",
         FailureKind.OTHER: "llama.cpp could not load the model.",
     }[kind]
-    parts = [headline]
-    if detail and detail not in headline:
+
+
+def describe_failure(kind: FailureKind, detail: str) -> str:
+    """One paragraph for the user: what happened, then what to try."""
+    first = headline(kind)
+    parts = [first]
+    if detail and detail not in first:
         parts.append(detail)
     tip = advice(kind)
     if tip:

@@ -28,6 +28,19 @@ FIELDS: tuple[Field, ...] = (
     Field("use_mlock", "mlock", "lock the model in RAM (needs a high memlock limit)"),
 )
 
+GPU_FIELDS: tuple[Field, ...] = (
+    Field("tensor_split", "tensor split", "share of the offloaded layers per GPU; auto = by free memory"),
+    Field("main_gpu", "main GPU", "GPU for the output layer and scratch buffers"),
+)
+
+SPLIT_PRESETS: tuple[tuple[float, ...], ...] = ((), (1.0, 1.0), (2.0, 1.0), (1.0, 2.0), (3.0, 1.0),
+                                                 (1.0, 3.0), (3.0, 2.0), (2.0, 3.0))
+
+
+def fields_for(n_gpus: int) -> tuple[Field, ...]:
+    """The rows of the settings form: the split rows only when there are several GPUs."""
+    return FIELDS + GPU_FIELDS if n_gpus > 1 else FIELDS
+
 
 def _cycle(options: tuple[str, ...], current: str, direction: int) -> str:
     i = options.index(current) if current in options else 0
@@ -44,7 +57,8 @@ def _pow2(value: int, direction: int, low: int, high: int) -> int:
     return max(low, min(high, new))
 
 
-def step(s: LoadSettings, name: str, direction: int, n_layer: int | None, big: bool = False) -> LoadSettings:
+def step(s: LoadSettings, name: str, direction: int, n_layer: int | None, big: bool = False,
+         n_gpus: int = 1) -> LoadSettings:
     """`direction` is +1 or -1; `big` is PgUp/PgDn (several layers at once)."""
     if name == "n_gpu_layers":
         top = (n_layer + 1) if n_layer else 999
@@ -67,6 +81,12 @@ def step(s: LoadSettings, name: str, direction: int, n_layer: int | None, big: b
         return s.with_changes(n_threads=None if value <= 0 else min(value, 256))
     if name in ("offload_kqv", "use_mmap", "use_mlock"):
         return s.with_changes(**{name: not getattr(s, name)})
+    if name == "tensor_split":
+        presets = SPLIT_PRESETS if n_gpus == 2 else ((), tuple(1.0 for _ in range(max(1, n_gpus))))
+        i = presets.index(s.tensor_split) if s.tensor_split in presets else 0
+        return s.with_changes(tensor_split=presets[(i + direction) % len(presets)])
+    if name == "main_gpu":
+        return s.with_changes(main_gpu=(s.main_gpu + direction) % max(1, n_gpus))
     raise KeyError(name)
 
 
@@ -77,8 +97,19 @@ def show(s: LoadSettings, name: str, n_layer: int | None) -> str:
         return f"all{total}" if value == ALL_LAYERS else f"{value}{total}"
     if name == "n_threads":
         return "auto" if value is None else str(value)
+    if name == "tensor_split":
+        return ":".join(f"{x:g}" for x in value) if value else "auto"
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def compact(s: LoadSettings, n_layer: int | None = None) -> str:
+    """The settings that matter most for memory and speed, in a few characters (table cells,
+    messages): `40/81 8k f16 fa-auto ub512`."""
+    kv = s.type_k if s.type_k == s.type_v else f"{s.type_k}/{s.type_v}"
+    ctx = f"{s.n_ctx // 1024}k" if s.n_ctx % 1024 == 0 else f"{s.n_ctx}"
+    split = f" ts {':'.join(f'{x:g}' for x in s.tensor_split)}" if s.tensor_split else ""
+    return f"{show(s, 'n_gpu_layers', n_layer)} {ctx} {kv} fa-{s.flash_attn} ub{s.n_ubatch}{split}"

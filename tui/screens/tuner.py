@@ -1,29 +1,44 @@
-"""Tuner: choose a model file and its load settings by keyboard, apply (reload), benchmark."""
+"""Tuner: pick a model and its load settings by keyboard, see the memory they take, apply, benchmark,
+and keep what worked as a profile."""
 
 from __future__ import annotations
 
-from textual import work
+from pathlib import Path
+
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, ProgressBar, Static
+from textual.widgets import Footer, OptionList, ProgressBar, Static
 
 from tui.engine.client import EngineError
-from tui.engine.settings import ALL_LAYERS, LoadSettings
-from tui.engine.settings_steps import FIELDS, step
+from tui.engine.settings import ALL_LAYERS, KV_TYPES, LoadSettings
+from tui.engine.settings_steps import fields_for, step
 from tui.engine.status import EngineStatus, Phase
+from tui.fit.badge import fit_badge
 from tui.fit.calibration import calibrate
-from tui.fit.estimate import Calibration, estimate, formula_calibration
+from tui.fit.estimate import Calibration, MemoryEstimate, estimate, formula_calibration
 from tui.fit.overhead import DEFAULT_GPU_OVERHEAD
+from tui.fit.search import fit_layers
+from tui.models.discovery import DiscoveredModel, default_locations, scan
 from tui.models.gguf_info import GgufError
 from tui.models.model_info import ModelInfo, load_model_info
+from tui.profiles.store import ProfileExists
+from tui.profiles.tried import TriedConfig
+from tui.screens.ask import AskTextScreen, ConfirmScreen
 from tui.screens.open_model import OpenModelScreen
+from tui.screens.profiles import ProfilesScreen
 from tui.screens.status_binding import follow_app_status
-from tui.units import format_bytes
+from tui.screens.tried import TriedScreen
+from tui.units import format_bytes, format_params
 from tui.widgets.memory_bars import MemoryBars
+from tui.widgets.model_list import ModelEntry, ModelList
 from tui.widgets.settings_table import SettingsTable
 from tui.widgets.status_bar import StatusBar
+
+FIT_MARGIN = 256 * 1024**2
+"""VRAM `f` leaves free on each GPU (the same default as `vramdeck fit`)."""
 
 
 def context_key(s: LoadSettings) -> tuple:
@@ -32,20 +47,51 @@ def context_key(s: LoadSettings) -> tuple:
             s.offload_kqv)
 
 
+def short_reason(error: str | None) -> str:
+    """A model's problem in a few words, for the list (the full text shows when highlighted)."""
+    text = (error or "").lower()
+    for needle, words in (("not a gguf", "not GGUF"), ("truncat", "truncated"),
+                          ("permission", "no permission"), ("version", "GGUF version")):
+        if needle in text:
+            return words
+    return "unreadable"
+
+
+def measured_vs_predicted(measured: tuple[int, ...], predicted: tuple[int, ...]) -> str:
+    parts = []
+    for i, m in enumerate(measured):
+        text = f"GPU{i} {format_bytes(m)}"
+        if i < len(predicted) and predicted[i]:
+            delta = (m - predicted[i]) / predicted[i] * 100
+            text += f" (predicted {format_bytes(predicted[i])}, {delta:+.0f}%)"
+        parts.append(text)
+    return ", ".join(parts)
+
+
 class TunerScreen(Screen):
     BINDINGS = [
         Binding("up", "select(-1)", "Prev", show=False, id="tuner.prev"),
         Binding("down", "select(1)", "Next", show=False, id="tuner.next"),
-        Binding("right,plus,equals_sign", "change(1)", "+", id="tuner.inc"),
-        Binding("left,minus", "change(-1)", "−", id="tuner.dec"),
-        Binding("pageup", "change(1, True)", "Layers +8", show=False, id="tuner.inc-big"),
-        Binding("pagedown", "change(-1, True)", "Layers −8", show=False, id="tuner.dec-big"),
+        Binding("right,plus,equals_sign", "change(1)", "+", show=False, id="tuner.inc"),
+        Binding("left,minus", "change(-1)", "−", show=False, id="tuner.dec"),
+        Binding("pageup", "layers_by(1)", "Layers +several", show=False, id="tuner.inc-big"),
+        Binding("pagedown", "layers_by(-1)", "Layers −several", show=False, id="tuner.dec-big"),
         Binding("home", "layers(0)", "No layers on GPU", show=False, id="tuner.layers-none"),
         Binding("end", "layers(-1)", "All layers on GPU", show=False, id="tuner.layers-all"),
         Binding("a,enter", "apply", "Apply", id="tuner.apply"),
+        Binding("f", "fit", "Fit", id="tuner.fit"),
         Binding("b", "bench", "Bench", id="tuner.bench"),
-        Binding("o", "open_model", "Open", id="tuner.open"),
-        Binding("u", "undo", "Last working", id="tuner.undo"),
+        Binding("s", "save_profile", "Save", id="tuner.save"),
+        Binding("p", "profiles", "Profiles", id="tuner.profiles"),
+        Binding("t", "tried", "Tried", id="tuner.tried"),
+        Binding("k", "kv_type", "Cycle KV type", show=False, id="tuner.kv"),
+        Binding("x", "flash_attn", "Flash attention", show=False, id="tuner.flash"),
+        Binding("right_square_bracket", "context(1)", "Context ×2", show=False, id="tuner.ctx-up"),
+        Binding("left_square_bracket", "context(-1)", "Context ÷2", show=False, id="tuner.ctx-down"),
+        Binding("u", "undo", "Last working", show=False, id="tuner.undo"),
+        Binding("m", "focus_models", "Models", show=False, id="tuner.models"),
+        Binding("o", "open_model", "Open path", show=False, id="tuner.open"),
+        Binding("r", "rescan", "Rescan models", show=False, id="tuner.rescan"),
     ]
 
     def __init__(self) -> None:
@@ -54,14 +100,17 @@ class TunerScreen(Screen):
         self.info: ModelInfo | None = None
         self.calibration: Calibration | None = None
         self.calibrated_for: tuple | None = None
+        self.models: list[DiscoveredModel] = []
+        self._badges_for: tuple | None = None
 
     def compose(self) -> ComposeResult:
-        body = VerticalScroll(id="tuner")
-        body.can_focus = False  # the arrow keys belong to the settings, not to scrolling
-        with body:
-            yield Static("", id="model-path")
+        # Not a scroll view: Home/End/PgUp/PgDn and the arrows belong to the settings.
+        with Vertical(id="tuner"):
+            with Horizontal(id="tuner-top"):
+                yield ModelList(id="models")
+                yield SettingsTable()
             yield MemoryBars()
-            yield SettingsTable()
+            yield Static("", id="model-path")
             yield ProgressBar(total=1.0, show_eta=False, id="load-progress")
             yield Static("", id="result")
         yield StatusBar()
@@ -69,28 +118,54 @@ class TunerScreen(Screen):
 
     def on_mount(self) -> None:
         self.watch(self.app, "engine_status", self._status_changed)
+        self.watch(self.app, "current_settings", self._settings_changed, init=False)
+        self.watch(self.app, "load_report", self._show_result, init=False)
+        self.watch(self.app, "sample", self._sample_changed)
         follow_app_status(self)
         self.query_one("#load-progress").display = False
         current = self.app.current_settings
         if current is not None:
             self.set_draft(current)
+        self.query_one(SettingsTable).focus()
+        self.discover_models()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 100, "narrow")
 
     # ------------------------------------------------------------------ state
 
     def set_draft(self, settings: LoadSettings) -> None:
         path_changed = self.draft is None or self.draft.model_path != settings.model_path
+        context_changed = self.draft is None or context_key(self.draft) != context_key(settings)
         self.draft = settings
         self.query_one(SettingsTable).settings = settings
         if path_changed:
             self.info = None
             self.calibration = self.calibrated_for = None
-            self.query_one("#model-path", Static).update(f"Model: {settings.model_path}")
+            self.query_one("#model-path", Static).update(f"{settings.model_path}")
             self.read_model(settings.model_path)
         elif self.calibration is not None and self.calibrated_for == context_key(settings):
             self.show_estimate(precise=True)  # only layers changed: arithmetic, no new dry run
         else:
             self.show_estimate(precise=False)
             self.refine_estimate(settings)
+        if path_changed or context_changed:
+            self.update_badges()
+
+    def _settings_changed(self, settings: LoadSettings | None) -> None:
+        """The app loaded other settings (a profile, a rollback): the form follows."""
+        if settings is not None and settings != self.draft:
+            self.set_draft(settings)
+
+    def _sample_changed(self, sample) -> None:
+        gpus = len(sample.gpus) if sample else 0
+        table = self.query_one(SettingsTable)
+        fields = fields_for(gpus)
+        if table.fields != fields:
+            table.fields = fields
+            table.selected = min(table.selected, len(fields) - 1)
+        if self._badges_for is None or self._badges_for[1] != gpus:
+            self.update_badges()
 
     @work(thread=True, exclusive=True, group="header")
     def read_model(self, path: str) -> None:
@@ -102,20 +177,81 @@ class TunerScreen(Screen):
         self.app.call_from_thread(self._header_read, info)
 
     def _header_read(self, info: ModelInfo) -> None:
+        if self.draft is None or Path(self.draft.model_path) != Path(info.path):
+            return
         self.info = info
         self.query_one(SettingsTable).n_layer = info.n_layer
         self.query_one("#model-path", Static).update(
-            f"Model: {info.path}  ({info.architecture}, {info.n_layer} blocks, "
-            f"{format_bytes(info.tensor_bytes)})")
+            f"{info.architecture}, {info.n_layer} blocks, {format_bytes(info.tensor_bytes)}: "
+            f"{info.path}")
         self.show_estimate(precise=False)
-        if self.draft is not None:
-            self.refine_estimate(self.draft)
+        self.refine_estimate(self.draft)
 
     def _header_failed(self, message: str) -> None:
         self.info = None
         self.query_one(SettingsTable).n_layer = None
         self.query_one(MemoryBars).estimate = None
-        self.query_one("#model-path", Static).update(f"Model: {message}")
+        self.query_one("#model-path", Static).update(message)
+
+    # ------------------------------------------------------------------ models
+
+    @work(thread=True, exclusive=True, group="discover")
+    def discover_models(self) -> None:
+        locations = self.app.model_locations
+        result = scan(locations if locations is not None else default_locations())
+        self.app.call_from_thread(self._discovered, result.models)
+
+    def _discovered(self, models: list[DiscoveredModel]) -> None:
+        self.models = sorted(models, key=lambda m: (not m.ok, m.name.lower()))
+        self._badges_for = None
+        self.update_badges()
+
+    def update_badges(self) -> None:
+        """Each model's badge: how many of its layers fit with the draft's context settings."""
+        base = self.draft or LoadSettings(model_path="")
+        budgets, overheads, host = self._budgets()
+        self._badges_for = (context_key(base.with_changes(model_path="")), len(budgets))
+        entries = []
+        for m in self.models:
+            if not m.ok:
+                entries.append(ModelEntry(m.path, m.name, short_reason(m.error), "✗", "broken",
+                                          usable=False))
+                continue
+            info = m.info
+            badge = fit_badge(info, base, budgets, overheads, host)
+            detail = f"{info.quant} {format_bytes(m.size_bytes, 0)}"
+            entries.append(ModelEntry(m.path, m.name, detail, badge.text, badge.kind))
+        current = self.draft.model_path if self.draft else None
+        self.query_one(ModelList).show_entries(entries, current)
+
+    @on(OptionList.OptionHighlighted, "#models")
+    def model_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        """The model line shows the highlighted model in full (or why it cannot be used)."""
+        model = next((m for m in self.models if m.path == event.option.id), None)
+        if model is None or not self.query_one(ModelList).has_focus:
+            return
+        line = self.query_one("#model-path", Static)
+        if model.ok:
+            i = model.info
+            line.update(f"{i.architecture}, {format_params(i.n_params)} params, {i.n_layer} blocks, "
+                        f"{i.quant}, {format_bytes(model.size_bytes)} ({model.source}): {model.path}")
+        else:
+            line.update(f"✗ {model.error}")
+
+    @on(OptionList.OptionSelected, "#models")
+    def model_chosen(self, event: OptionList.OptionSelected) -> None:
+        path = event.option.id
+        if path:
+            base = self.draft or LoadSettings(model_path=path)
+            self.set_draft(base.with_changes(model_path=path))
+            self.query_one(SettingsTable).focus()
+
+    def action_focus_models(self) -> None:
+        self.query_one(ModelList).focus()
+
+    def action_rescan(self) -> None:
+        self.notify("Looking for models…", timeout=2)
+        self.discover_models()
 
     # ------------------------------------------------------------------ estimate
 
@@ -133,13 +269,17 @@ class TunerScreen(Screen):
         overheads = store.for_gpus(names) if store else tuple(DEFAULT_GPU_OVERHEAD for _ in names)
         return tuple(budgets), overheads, sample.host.ram_total_bytes
 
-    def show_estimate(self, precise: bool) -> None:
+    def _calibration(self) -> Calibration | None:
         if self.info is None or self.draft is None:
+            return None
+        if self.calibration is not None and self.calibrated_for == context_key(self.draft):
+            return self.calibration
+        return formula_calibration(self.info, self.draft)
+
+    def show_estimate(self, precise: bool) -> None:
+        calibration = self._calibration()
+        if calibration is None:
             return
-        if precise and self.calibration is not None:
-            calibration = self.calibration
-        else:
-            calibration = formula_calibration(self.info, self.draft)
         budgets, overheads, host = self._budgets()
         self.query_one(MemoryBars).estimate = estimate(self.info, self.draft, calibration, budgets,
                                                        overheads, host_budget=host)
@@ -162,41 +302,111 @@ class TunerScreen(Screen):
         if context_key(self.draft) == self.calibrated_for:
             self.show_estimate(precise=True)
 
+    # ------------------------------------------------------------------ load results
+
     def _status_changed(self, status: EngineStatus) -> None:
         bar = self.query_one("#load-progress", ProgressBar)
         bar.display = status.phase is Phase.LOADING
         bar.update(progress=status.progress)
+        self._show_result()
+
+    def _show_result(self, *_) -> None:
+        status = self.app.engine_status
         result = self.query_one("#result", Static)
-        if status.phase is Phase.READY and status.facts:
+        report = self.app.load_report
+        lines = []
+        if status.phase is Phase.READY and status.facts and not report:
             f = status.facts
-            vram = ", ".join(f"GPU{i} {format_bytes(b)}" for i, b in enumerate(f.vram_bytes_per_gpu))
-            result.update(f"Loaded in {f.load_seconds:.2f} s: {f.layers_offloaded}/{f.layers_total} "
-                          f"layers on GPU, measured VRAM {vram or 'n/a'}, RSS {format_bytes(f.rss_bytes)}")
-        elif status.phase in (Phase.FAILED, Phase.CRASHED):
-            result.update(status.message)
+            predicted = ()
+            last = self.app.last_prediction
+            if last is not None and last[0] == self.app.current_settings:
+                predicted = last[1]
+            vram = measured_vs_predicted(tuple(f.vram_bytes_per_gpu), predicted) or "n/a"
+            lines.append(f"Loaded in {f.load_seconds:.2f} s: {f.layers_offloaded}/{f.layers_total} "
+                         f"layers on GPU. VRAM measured {vram}; RSS {format_bytes(f.rss_bytes)}")
+        elif status.phase in (Phase.FAILED, Phase.CRASHED) and not report:
+            lines.append(status.message)
+        if report:
+            lines.insert(0, report)
+        result.set_class(bool(report) or status.phase in (Phase.FAILED, Phase.CRASHED), "error")
+        result.update("\n".join(lines))
 
     # ------------------------------------------------------------------ actions
 
     def action_select(self, delta: int) -> None:
         table = self.query_one(SettingsTable)
-        table.selected = (table.selected + delta) % len(FIELDS)
+        table.selected = (table.selected + delta) % len(table.fields)
+
+    def _n_gpus(self) -> int:
+        sample = self.app.sample
+        return len(sample.gpus) if sample else 0
 
     def action_change(self, direction: int, big: bool = False) -> None:
         if self.draft is None:
             return
         table = self.query_one(SettingsTable)
-        name = FIELDS[table.selected].name
-        self.set_draft(step(self.draft, name, direction, table.n_layer, big=big))
+        name = table.fields[table.selected].name
+        self.set_draft(step(self.draft, name, direction, table.n_layer, big=big,
+                            n_gpus=self._n_gpus()))
+
+    def action_layers_by(self, direction: int) -> None:
+        if self.draft is not None:
+            self.set_draft(step(self.draft, "n_gpu_layers", direction,
+                                self.query_one(SettingsTable).n_layer, big=True))
 
     def action_layers(self, value: int) -> None:
         if self.draft is not None:
             self.set_draft(self.draft.with_changes(n_gpu_layers=ALL_LAYERS if value < 0 else value))
 
+    def action_kv_type(self) -> None:
+        """K and V together: the next cache type."""
+        if self.draft is not None:
+            i = KV_TYPES.index(self.draft.type_k) if self.draft.type_k in KV_TYPES else 0
+            kv = KV_TYPES[(i + 1) % len(KV_TYPES)]
+            self.set_draft(self.draft.with_changes(type_k=kv, type_v=kv))
+
+    def action_flash_attn(self) -> None:
+        if self.draft is not None:
+            self.set_draft(step(self.draft, "flash_attn", 1, None))
+
+    def action_context(self, direction: int) -> None:
+        if self.draft is not None:
+            self.set_draft(step(self.draft, "n_ctx", direction, None))
+
+    def action_fit(self) -> None:
+        """The most layers that fit every GPU's budget, with FIT_MARGIN to spare."""
+        calibration = self._calibration()
+        if calibration is None:
+            self.notify("Open a model first.", severity="warning")
+            return
+        budgets, overheads, host = self._budgets()
+        if not budgets:
+            self.notify("No NVIDIA GPU to fit: every layer runs on the CPU.", severity="warning")
+            return
+        result = fit_layers(self.info, self.draft, calibration, budgets, overheads, FIT_MARGIN, host)
+        if not result.gpu_fits:
+            self.notify("Not even 0 layers fit: the compute buffer and the CUDA context alone are "
+                        "larger than the free VRAM. Shorten the context or lower n_ubatch.",
+                        severity="error", timeout=10)
+            return
+        self.set_draft(result.settings)
+        e = result.estimate
+        used = ", ".join(f"{g.name} {format_bytes(g.total)} of {format_bytes(g.budget or 0)}"
+                         for g in e.gpus)
+        self.notify(f"{e.n_gpu_layers} of {self.info.n_layer + 1} layers fit ({used}, "
+                    f"{format_bytes(FIT_MARGIN)} spare each).")
+
+    def _predicted(self) -> tuple[int, ...]:
+        e: MemoryEstimate | None = self.query_one(MemoryBars).estimate
+        if e is None or self.draft is None or e.n_gpu_layers is None:
+            return ()
+        return tuple(g.total for g in e.gpus)
+
     def action_apply(self) -> None:
         if self.draft is None:
-            self.notify("Open a model first (o).", severity="warning")
+            self.notify("Pick a model first (m, or o for a path).", severity="warning")
             return
-        self.app.load_model(self.draft)
+        self.app.load_model(self.draft, self._predicted())
 
     def action_undo(self) -> None:
         if self.app.last_working is None:
@@ -214,6 +424,9 @@ class TunerScreen(Screen):
 
     @work(exclusive=True, group="bench", exit_on_error=False)
     async def action_bench(self) -> None:
+        if self.app.engine_status.phase is not Phase.READY:
+            self.notify("Load a model first (a applies the settings).", severity="warning")
+            return
         result = self.query_one("#result", Static)
         result.update("Benchmarking: pp512 and tg128, 3 repetitions after a warm-up…")
         try:
@@ -221,7 +434,56 @@ class TunerScreen(Screen):
         except EngineError as exc:
             result.update(f"Benchmark failed: {exc}")
             return
-        pp = sorted(bench.pp_tokens_per_s)
-        tg = sorted(bench.tg_tokens_per_s)
-        result.update(f"pp{bench.n_prompt}: {pp[len(pp) // 2]:.1f} tok/s   "
-                      f"tg{bench.n_gen}: {tg[len(tg) // 2]:.1f} tok/s   (median of {len(tg)})")
+        pp = sorted(bench.pp_tokens_per_s)[len(bench.pp_tokens_per_s) // 2]
+        tg = sorted(bench.tg_tokens_per_s)[len(bench.tg_tokens_per_s) // 2]
+        self.app.record_bench(pp, tg)
+        result.update(f"pp{bench.n_prompt}: {pp:.1f} tok/s   tg{bench.n_gen}: {tg:.1f} tok/s   "
+                      f"(median of {len(bench.tg_tokens_per_s)}; t lists every configuration tried)")
+
+    # ------------------------------------------------------------------ profiles
+
+    def _suggested_name(self, s: LoadSettings) -> str:
+        stem = Path(s.model_path).name.removesuffix(".gguf")[:48]
+        ngl = "all" if s.n_gpu_layers == ALL_LAYERS else str(s.n_gpu_layers)
+        return f"{stem} ngl{ngl} ctx{s.n_ctx // 1024}k".replace("/", "-")
+
+    def action_save_profile(self, settings: LoadSettings | None = None) -> None:
+        settings = settings or self.draft
+        if settings is None:
+            self.notify("Nothing to save yet: pick a model.", severity="warning")
+            return
+        store = self.app.profile_store
+
+        def save(name: str, overwrite: bool) -> None:
+            try:
+                path = store.save(self.app.profile_from(name, settings), overwrite=overwrite)
+            except ProfileExists:
+                self.app.push_screen(ConfirmScreen(f"A profile named '{name}' exists. Overwrite it?"),
+                                     lambda yes: save(name, True) if yes else None)
+                return
+            except (OSError, ValueError) as exc:
+                self.notify(f"Not saved: {exc}", severity="error", timeout=10)
+                return
+            self.notify(f"Saved profile '{name}' to {path}")
+
+        self.app.push_screen(AskTextScreen("Save these settings as the profile:",
+                                           self._suggested_name(settings)),
+                             lambda name: save(name, False) if name else None)
+
+    def action_profiles(self) -> None:
+        def chosen(name: str | None) -> None:
+            if name:
+                self.app.open_profile(name)
+        self.app.push_screen(ProfilesScreen(self.app.profile_store), chosen)
+
+    def action_tried(self) -> None:
+        def chosen(picked: tuple[str, TriedConfig] | None) -> None:
+            if picked is None:
+                return
+            action, row = picked
+            if action == "apply":
+                self.set_draft(row.settings)
+                self.app.load_model(row.settings, row.predicted_vram)
+            else:
+                self.action_save_profile(row.settings)
+        self.app.push_screen(TriedScreen(self.app.tried), chosen)

@@ -7,17 +7,20 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from tui.engine.settings import LoadSettings
-from tui.engine.settings_steps import FIELDS, show
+from tui.engine.settings_steps import FIELDS, Field, show
 
 
 class SettingsTable(Static):
     DEFAULT_CSS = """
-    SettingsTable { border: round $primary; padding: 0 1; height: auto; }
+    SettingsTable { border: round $primary; padding: 0 1; height: auto; width: 1fr; }
+    SettingsTable:focus { border: round $accent; }
     """
 
     settings: reactive[LoadSettings | None] = reactive(None)
     selected: reactive[int] = reactive(0)
     n_layer: reactive[int | None] = reactive(None)
+    fields: reactive[tuple[Field, ...]] = reactive(FIELDS, layout=True)
+    can_focus = True
 
     def on_mount(self) -> None:
         self.border_title = "Load settings"
@@ -27,10 +30,10 @@ class SettingsTable(Static):
         if s is None:
             return Content("no model chosen: press o to open a GGUF file")
         rows = []
-        for i, f in enumerate(FIELDS):
+        for i, f in enumerate(self.fields):
             mark = "▶ " if i == self.selected else "  "
             style = "bold reverse" if i == self.selected else ""
             value = show(s, f.name, self.n_layer)
             rows.append(Content.assemble(mark, (f"{f.label:<16} {value:<10}", style)))
-        rows.append(Content.assemble(("  " + FIELDS[self.selected].help, "$text-muted")))
+        self.border_subtitle = self.fields[self.selected % len(self.fields)].help
         return Content("\n").join(rows)

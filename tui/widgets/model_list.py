@@ -1,0 +1,56 @@
+"""The discovered models, one option each, with a badge saying whether the current settings fit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.content import Content
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+BADGE_STYLE = {"all": "$success", "some": "$warning", "none": "$error", "unknown": "$text-muted",
+               "broken": "$error"}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    path: str
+    name: str
+    detail: str
+    """Quant, size and blocks, or why the file cannot be used."""
+    badge: str = ""
+    badge_kind: str = "unknown"
+    usable: bool = True
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
+class ModelList(OptionList):
+    """Enter picks the highlighted model (OptionList.OptionSelected, its id is the path)."""
+
+    DEFAULT_CSS = """
+    ModelList { border: round $primary; height: 100%; }
+    ModelList:focus { border: round $accent; }
+    """
+
+    def on_mount(self) -> None:
+        self.border_title = "Models"
+
+    def show_entries(self, entries: list[ModelEntry], current: str | None) -> None:
+        highlighted = self.highlighted_option.id if self.highlighted_option else current
+        self.clear_options()
+        width = max(12, self.scrollable_content_region.width)
+        for e in entries:
+            badge = Content.styled(f"{e.badge:<8}", BADGE_STYLE.get(e.badge_kind, ""))
+            mark = "▸ " if e.path == current else "  "
+            name = _fit(e.name.removesuffix(".gguf"), width - 2)
+            detail = _fit(e.detail, width - 10)
+            prompt = Content.assemble(mark, (name, "bold" if e.path == current else ""), "\n  ",
+                                      badge, (detail, "$text-muted" if e.usable else "$error"))
+            self.add_option(Option(prompt, id=e.path, disabled=not e.usable))
+        ids = [e.path for e in entries]
+        if highlighted in ids:
+            self.highlighted = ids.index(highlighted)
+        self.border_subtitle = f"{len(entries)} found" if entries else "none found"
