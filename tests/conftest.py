@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from tui.models.demo import DEMO_MISSING, find_demo_model
 from tui.models.synthetic import LLAMA31_70B, write_random_llama, write_sparse_llama
+
+
+# The tests never read or write the user's own config, data or cache (profiles, conversations,
+# header cache, measured overheads): everything under one throwaway folder, engine processes too.
+_HOME = Path(tempfile.mkdtemp(prefix="vramdeck-tests-"))
+for _name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+    os.environ[_name] = str(_HOME / _name.lower())
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from tui.engine.protocol import (ChatDone, ChatStats, Hello, Loaded, LoadFailed, LoadProgress,
-                                 ModelFacts, TextPiece)
+from tui.engine.protocol import (BenchResult, ChatDone, ChatStats, Hello, Loaded, LoadFailed,
+                                 LoadProgress, ModelFacts, TextPiece)
 from tui.engine.settings import LoadSettings
 
 GiB = 1024**3
@@ -28,10 +28,17 @@ STATS = ChatStats(prompt_tokens=31, generated_tokens=42, time_to_first_token_s=0
                   context_used=73, n_ctx=8192)
 
 
+OOM = LoadFailed(kind="oom_device", message="Out of GPU memory while loading. cudaMalloc failed: "
+                 "out of memory. Try fewer GPU layers, a quantized KV cache (q8_0) or a shorter context.")
+
+
 class ScriptedEngine:
     def __init__(self, facts: ModelFacts = FACTS, reply: str = REPLY, gpu_offload: bool = True,
-                 pid: int = 4242, fail: LoadFailed | None = None):
+                 pid: int = 4242, fail: LoadFailed | None = None, fail_if=None):
+        """`fail` fails every load; `fail_if(settings)` fails the loads it returns True for."""
         self.facts, self.reply, self.gpu_offload, self._pid, self.fail = facts, reply, gpu_offload, pid, fail
+        self.fail_if = fail_if
+        self.loads: list[LoadSettings] = []
         self.log: deque[str] = deque(["llama_model_loader: loaded meta data", "load_tensors: offloaded 33/33 layers to GPU"])
         self.hello = Hello(pid=pid, llama_cpp_version="0.3.36", gpu_offload=gpu_offload)
         self.loaded: Loaded | None = None
@@ -58,10 +65,24 @@ class ScriptedEngine:
     async def load(self, settings: LoadSettings):
         self._notify(self.hello)
         self._notify(LoadProgress(fraction=0.5))
-        if self.fail is not None:
-            self._notify(self.fail)
-            return self.fail
-        self.loaded = Loaded(facts=self.facts)
+        self.loads.append(settings)
+        fail = self.fail
+        if fail is None and self.fail_if is not None and self.fail_if(settings):
+            fail = OOM
+        if fail is not None:
+            self.loaded = None
+            self._notify(fail)
+            return fail
+        layers = self.facts.layers_total if settings.n_gpu_layers < 0 else min(
+            settings.n_gpu_layers, self.facts.layers_total)
+        vram = self.facts.vram_bytes_per_gpu
+        if vram and self.facts.layers_total:  # context + buffers, then weights by layers offloaded
+            vram = tuple(int(0.8 * GiB + (v - 0.8 * GiB) * layers / self.facts.layers_total)
+                         for v in vram)
+        facts = self.facts.__class__(**{**self.facts.__dict__, "path": settings.model_path,
+                                        "n_ctx": settings.n_ctx, "layers_offloaded": layers,
+                                        "vram_bytes_per_gpu": vram})
+        self.loaded = Loaded(facts=facts)
         self._notify(self.loaded)
         return self.loaded
 
@@ -75,8 +96,13 @@ class ScriptedEngine:
     async def cancel(self):
         self.cancelled = True
 
-    async def bench(self, *args):
-        raise NotImplementedError
+    async def bench(self, n_prompt=512, n_gen=128, repetitions=3):
+        """Speeds that fall with the layers left on the CPU, like a real offload does."""
+        share = self.loaded.facts.layers_offloaded / max(1, self.loaded.facts.layers_total)
+        tg = round(4.0 + 90.0 * share ** 3, 1)
+        return BenchResult(request_id=1, n_prompt=n_prompt, n_gen=n_gen,
+                           pp_tokens_per_s=(round(300 + 1500 * share, 1),) * repetitions,
+                           tg_tokens_per_s=(tg,) * repetitions)
 
     async def close(self):
         self.loaded = None

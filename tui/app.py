@@ -7,7 +7,9 @@ and the screens watch them. Engine events reach the app as messages.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
 
 from textual import events, work
 from textual.app import App
@@ -21,11 +23,21 @@ from tui.engine.client import EngineClient
 from tui.engine.protocol import (ChatStats, EngineCrashed, Hello, Loaded, LoadFailed, LogLine,
                                  Unloaded)
 from tui.engine.settings import LoadSettings, SamplingSettings
+from tui.engine.errors import failure_kind, rollback_report
+from tui.engine.settings_steps import compact
 from tui.engine.status import EngineStatus, cpu_only_warning
 from tui.fit.overhead import OverheadStore, remember_from_load
 from tui.monitor.history import History
 from tui.monitor.sample import Sample
 from tui.monitor.sampler import SamplerLike
+from tui.models.discovery import Location, default_locations, scan
+from tui.palette import PaneActions, ProfileCommands
+from tui.profiles.relink import find_moved_model
+from tui.profiles.schema import Profile, ProfileError
+from tui.profiles.store import ProfileStore
+from tui.profiles.tried import TriedConfig
+from tui.screens.ask import ConfirmScreen
+from tui.screens.open_model import OpenModelScreen
 from tui.screens.chat import ChatScreen
 from tui.screens.log import LogScreen
 from tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
@@ -44,6 +56,7 @@ class VramdeckApp(App):
     CSS_PATH = "app.tcss"
     MODES = {"chat": ChatScreen, "monitor": MonitorScreen, "tuner": TunerScreen, "log": LogScreen}
     DEFAULT_MODE = "chat"
+    COMMANDS = App.COMMANDS | {PaneActions, ProfileCommands}
     BINDINGS = [
         Binding("f2", "switch_mode('chat')", "Chat", id="app.chat"),
         Binding("f3", "switch_mode('monitor')", "Monitor", id="app.monitor"),
@@ -66,17 +79,31 @@ class VramdeckApp(App):
     """Generation speed of the reply streaming now (0 when none is)."""
     last_stats: var[ChatStats | None] = var(None)
     """Figures of the last finished reply."""
+    current_settings: var[LoadSettings | None] = var(None)
+    """The settings the engine has loaded, or is loading (the Tuner's draft follows it)."""
+    load_report: var[str] = var("")
+    """What the last apply did when it did not simply work (a failure and the rollback)."""
+    tried_count: var[int] = var(0)
+    """Rows in `tried` (a var so screens can follow it)."""
 
     def __init__(self, engine: EngineClient, sampler: SamplerLike,
                  settings: LoadSettings | None = None, notice: str = "",
                  sample_interval: float = 1.0, theme: str = "vramdeck-dark",
                  overhead_store: OverheadStore | None = None, use_dry_run: bool = True,
-                 mode: str = "chat"):
+                 mode: str = "chat", profile_store: ProfileStore | None = None,
+                 model_locations: list[Location] | None = None):
         super().__init__()
         self.engine = engine
         self.sampler = sampler
         self.current_settings = settings
         self.last_working: LoadSettings | None = None
+        self.profile_store = profile_store or ProfileStore()
+        self.model_locations = model_locations
+        """Where the Tuner looks for models (None: the usual places, see models/discovery.py)."""
+        self.tried: list[TriedConfig] = []
+        """Configurations applied (and benchmarked) this session, for the Tuner's table."""
+        self.last_prediction: tuple[LoadSettings, tuple[int, ...]] | None = None
+        """Predicted bytes per GPU for the settings applied last."""
         self.sampling = SamplingSettings()
         self.system_prompt = DEFAULT_SYSTEM_PROMPT
         self.sample_interval = sample_interval
@@ -150,24 +177,132 @@ class VramdeckApp(App):
             self.notify(event.describe(), severity="error", timeout=15)
 
     @work(exclusive=True, group="load", exit_on_error=False)
-    async def load_model(self, settings: LoadSettings) -> None:
-        """Reload with `settings`; if that fails, go back to the last settings that worked."""
+    async def load_model(self, settings: LoadSettings, predicted: tuple[int, ...] = ()) -> None:
+        """Reload with `settings`; if that fails, go back to the last settings that worked.
+
+        `predicted` is what the Tuner's estimate said each GPU would take, kept to be shown
+        beside what was measured."""
         self.current_settings = settings
+        self.last_prediction = (settings, predicted) if predicted else None
+        self.load_report = ""
         self.engine_status = self.engine_status.loading()
         result = await self.engine.load(settings)
         if isinstance(result, Loaded):
             self.last_working = settings
+            self._record_tried(settings, result)
             return
         assert isinstance(result, LoadFailed)
         previous = self.last_working
-        if previous is not None and previous != settings:
-            self.notify(f"{result.message}\nGoing back to the last settings that worked.",
-                        severity="error", timeout=20)
+        n_layer = self.tried[-1].n_layer if self.tried else None
+        rollback = previous is not None and previous != settings
+        self.load_report = rollback_report(failure_kind(result.kind), result.message,
+                                           compact(settings, n_layer),
+                                           compact(previous, n_layer) if rollback else None)
+        self.notify(result.message + ("\nGoing back to the last settings that worked." if rollback
+                                      else ""), severity="error", timeout=20)
+        if rollback:
             self.current_settings = previous
+            self.last_prediction = None
             self.engine_status = self.engine_status.loading()
             await self.engine.load(previous)
+
+    def _record_tried(self, settings: LoadSettings, loaded: Loaded) -> None:
+        f = loaded.facts
+        predicted = self.last_prediction[1] if self.last_prediction else ()
+        names = tuple(g.name for g in self.sample.gpus) if self.sample else ()
+        self.tried.append(TriedConfig(settings=settings, n_layer=f.n_layer, predicted_vram=predicted,
+                                      measured_vram=tuple(f.vram_bytes_per_gpu),
+                                      load_seconds=f.load_seconds, gpu_names=names))
+        self.tried_count = len(self.tried)
+
+    def record_bench(self, pp: float, tg: float) -> None:
+        """Benchmark figures of the loaded settings: fill their row, or add one."""
+        settings = self.current_settings
+        for i in range(len(self.tried) - 1, -1, -1):
+            row = self.tried[i]
+            if row.settings == settings:
+                if row.tg_tokens_per_s is None:
+                    self.tried[i] = replace(row, pp_tokens_per_s=pp, tg_tokens_per_s=tg)
+                else:
+                    self.tried.append(replace(row, pp_tokens_per_s=pp, tg_tokens_per_s=tg))
+                break
+        self.tried_count = len(self.tried)
+
+    # ------------------------------------------------------------------ profiles
+
+    def profile_from(self, name: str, settings: LoadSettings) -> Profile:
+        """A profile of `settings` with the session's sampling and system prompt, and what was
+        measured for exactly these settings (if they were loaded and benchmarked)."""
+        profile = Profile(name=name, load=settings, sampling=self.sampling,
+                          system_prompt=self.system_prompt)
+        rows = [r for r in self.tried if r.settings == settings]
+        if rows:
+            row = next((r for r in reversed(rows) if r.tg_tokens_per_s is not None), rows[-1])
+            results = {"gpus": list(row.gpu_names), "date": date.today().isoformat(),
+                       "llama_cpp_version": self.engine_status.llama_cpp_version,
+                       "vram_bytes_per_gpu": list(row.measured_vram),
+                       "load_seconds": round(row.load_seconds, 3)}
+            if row.tg_tokens_per_s is not None:
+                results["pp_tokens_per_s"] = round(row.pp_tokens_per_s or 0.0, 2)
+                results["tg_tokens_per_s"] = round(row.tg_tokens_per_s, 2)
+            profile.results = results
+        return profile
+
+    def open_profile(self, name: str) -> None:
+        """Load a saved profile: its settings, sampling and system prompt; relink a moved model."""
+        try:
+            profile = self.profile_store.load(name)
+        except ProfileError as exc:
+            self.notify(str(exc), severity="error", timeout=20)
+            return
+        for warning in profile.warnings:
+            self.notify(warning, severity="warning", timeout=10)
+        if Path(profile.load.model_path).is_file():
+            self._use_profile(profile)
         else:
-            self.notify(result.message, severity="error", timeout=20)
+            self.relink_profile(profile)
+
+    def _use_profile(self, profile: Profile) -> None:
+        self.sampling = profile.sampling
+        if profile.system_prompt:
+            self.system_prompt = profile.system_prompt
+        self.notify(f"Profile '{profile.name}': loading {Path(profile.load.model_path).name}")
+        self.load_model(profile.load)
+
+    @work(thread=True, exclusive=True, group="relink")
+    def relink_profile(self, profile: Profile) -> None:
+        """The model file is not where the profile says: look for the same file (size and
+        fingerprint) among the discovered models, and offer it; else ask for the path."""
+        locations = self.model_locations if self.model_locations is not None else default_locations()
+        found = find_moved_model(profile, (m.path for m in scan(locations).models))
+        self.call_from_thread(self._offer_relink, profile, found)
+
+    def _offer_relink(self, profile: Profile, found: str | None) -> None:
+        missing = profile.load.model_path
+
+        def relink(path: str | None) -> None:
+            if not path:
+                self.notify(f"Profile '{profile.name}' not loaded: its model file is missing.",
+                            severity="warning")
+                return
+            profile.load = profile.load.with_changes(model_path=path)
+            profile.model_fingerprint = ""  # recomputed from the new file on save
+            try:
+                self.profile_store.save(profile, overwrite=True)
+            except (OSError, ValueError) as exc:
+                self.notify(f"Could not save the relinked profile: {exc}", severity="error")
+            self._use_profile(profile)
+
+        if found:
+            self.push_screen(ConfirmScreen(f"The model of '{profile.name}' is missing:\n{missing}\n"
+                                           f"The same file (size and fingerprint) is at:\n{found}\n"
+                                           "Relink the profile to it?"),
+                             lambda yes: relink(found if yes else None))
+        else:
+            self.notify(f"The model of '{profile.name}' is missing ({missing}) and no file with "
+                        f"the same size and fingerprint was found: give its new path.",
+                        severity="warning", timeout=15)
+            self.push_screen(OpenModelScreen(missing), relink)
 
     # ------------------------------------------------------------------ sampler
 

@@ -5,37 +5,48 @@ Review a changed SVG (pytest --snapshot-report) before accepting it with --snaps
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.fakes import FACTS, STATS, ScriptedEngine
-from tui.models.synthetic import LLAMA31_70B, write_sparse_llama
+from tui.models.synthetic import LLAMA3_8B, LLAMA31_70B, write_sparse_llama
 from tui.app import VramdeckApp
 from tui.engine.errors import describe_failure
 from tui.engine.protocol import FailureKind, LoadFailed
 from tui.engine.settings import LoadSettings
+from tui.models.discovery import Location
 from tui.monitor.fake import FakeGpu, FakeNvml, FakeSampler
+from tui.profiles.store import ProfileStore
 
 GiB = 1024**3
 SETTINGS = LoadSettings(model_path=FACTS.path, n_ctx=8192)
 
 
-def app_with(engine=None, nvml=None, settings=SETTINGS) -> VramdeckApp:
+def app_with(engine=None, nvml=None, settings=SETTINGS, models: list[Path] | None = None,
+             profiles: Path | None = None) -> VramdeckApp:
     engine = engine or ScriptedEngine()
     nvml = nvml or FakeNvml([FakeGpu(used=int(7.1 * GiB), processes=[(4242, int(6.2 * GiB)),
                                                                       (1733, int(0.4 * GiB))])])
+    locations = [Location(m, "folder") for m in models or []]
+    store = ProfileStore(profiles or Path("/nonexistent/vramdeck-profiles"))
     return VramdeckApp(engine, FakeSampler(nvml), settings=settings, sample_interval=3600,
-                       use_dry_run=False)  # formula estimates: the same on every build
+                       use_dry_run=False,  # formula estimates: the same on every build
+                       model_locations=locations, profile_store=store)
 
 
-SNAPSHOT_70B = Path("/tmp/vramdeck-snapshots/Llama-3.1-70B-Q4_K_M.gguf")
+SNAPSHOT_MODELS = Path("/tmp/vramdeck-snapshots")
+SNAPSHOT_70B = SNAPSHOT_MODELS / "Llama-3.1-70B-Q4_K_M.gguf"
 
 
 @pytest.fixture(scope="module")
 def model_70b() -> Path:
-    """A sparse 70B-shaped file at a fixed path, so the path shown in the SVG never changes."""
-    SNAPSHOT_70B.parent.mkdir(parents=True, exist_ok=True)
+    """A sparse 70B-shaped file at a fixed path, so the path shown in the SVG never changes;
+    beside it an 8B-shaped file and a file that is not a model, for the Tuner's model list."""
+    SNAPSHOT_MODELS.mkdir(parents=True, exist_ok=True)
+    write_sparse_llama(SNAPSHOT_MODELS / "Llama-3-8B-Q4_K_M.gguf", LLAMA3_8B, "Q4_K_M")
+    (SNAPSHOT_MODELS / "notes.gguf").write_text("not a model\n")
     return write_sparse_llama(SNAPSHOT_70B, LLAMA31_70B, "Q4_K_M")
 
 
@@ -143,10 +154,18 @@ def test_load_failure_message(snap_compare):
                         run_before=settle)
 
 
-def _tuner_70b(model_70b: Path, n_gpu_layers: int):
-    engine = ScriptedEngine(facts=FACTS.__class__(**{**FACTS.__dict__, "path": str(model_70b)}))
-    settings = LoadSettings(model_path=str(model_70b), n_ctx=8192, n_gpu_layers=n_gpu_layers)
-    return app_with(engine=engine, nvml=rtx3090_with_a_desktop(), settings=settings)
+FACTS_70B = FACTS.__class__(**{**FACTS.__dict__, "path": str(SNAPSHOT_70B),
+                               "name": "Llama 3.1 70B Instruct", "n_layer": 80, "layers_total": 81,
+                               "n_params": 70_553_706_496, "size_bytes": 42_520_395_776,
+                               "vram_bytes_per_gpu": (int(45.1 * GiB),), "load_seconds": 14.2})
+
+
+def _tuner_70b(model_70b: Path, n_gpu_layers: int, nvml=None, engine=None, **settings):
+    engine = engine or ScriptedEngine(facts=FACTS_70B)
+    settings = LoadSettings(model_path=str(model_70b), n_ctx=8192, n_gpu_layers=n_gpu_layers,
+                            **settings)
+    return app_with(engine=engine, nvml=nvml or rtx3090_with_a_desktop(), settings=settings,
+                    models=[SNAPSHOT_MODELS])
 
 
 async def _open_tuner(pilot) -> None:
@@ -168,3 +187,91 @@ def test_tuner_70b_does_not_fit_with_all_layers(snap_compare, model_70b):
 def test_terminal_too_small(snap_compare):
     """At 60x15 the app says the terminal is too small and what it needs, not a broken layout."""
     assert snap_compare(app_with(), terminal_size=(60, 15), run_before=settle)
+
+
+def two_empty_3090s() -> FakeNvml:
+    return FakeNvml([FakeGpu(used=int(0.4 * GiB), processes=[(1733, int(0.4 * GiB))]),
+                     FakeGpu(used=0, temp=55, fan=38)], names={1733: "Xorg"})
+
+
+def test_tuner_70b_split_across_two_gpus(snap_compare, model_70b):
+    """Two 24 GB cards, 70B with every layer offloaded, split 1:1: a bar per GPU, and the tensor
+    split and main GPU rows appear in the form."""
+    engine = ScriptedEngine(facts=FACTS_70B.__class__(**{
+        **FACTS_70B.__dict__, "vram_bytes_per_gpu": (int(22.7 * GiB), int(22.4 * GiB))}))
+    app = _tuner_70b(model_70b, -1, nvml=two_empty_3090s(), engine=engine, tensor_split=(1.0, 1.0))
+    assert snap_compare(app, terminal_size=(100, 30), run_before=_open_tuner)
+
+
+def _fails_above_40_layers(settings: LoadSettings) -> bool:
+    return settings.n_gpu_layers < 0 or settings.n_gpu_layers > 40
+
+
+def test_tuner_rollback_message(snap_compare, model_70b):
+    """40 layers loaded; End (all layers) and apply runs out of GPU memory: the Tuner says what
+    happened, that it went back to 40 layers, and what to try."""
+    async def run_before(pilot):
+        await _open_tuner(pilot)
+        await pilot.press("end", "a")
+        await settle(pilot)
+        pilot.app.clear_notifications()  # the toast says it too; show the Tuner's own words
+        await pilot.pause(0.2)
+
+    engine = ScriptedEngine(facts=FACTS_70B, fail_if=_fails_above_40_layers)
+    assert snap_compare(_tuner_70b(model_70b, 40, engine=engine), terminal_size=(80, 24),
+                        run_before=run_before)
+
+
+def test_tuner_session_benchmark_table(snap_compare, model_70b):
+    """Three configurations applied and benchmarked (40, 44 and 30 layers), the table sorted by
+    generation speed, fastest first."""
+    async def run_before(pilot):
+        await _open_tuner(pilot)
+        for keys in ((), ("plus",) * 4, ("minus",) * 14):
+            await pilot.press(*keys, "a")
+            await settle(pilot)
+            await pilot.press("b")
+            await settle(pilot)
+        await pilot.press("t", "s")
+        await pilot.pause(0.2)
+
+    assert snap_compare(_tuner_70b(model_70b, 40), terminal_size=(120, 30), run_before=run_before)
+
+
+PROFILE_TEXT = """schema = 1
+notes = "{notes}"
+[model]
+path = "{path}"
+[load]
+n_gpu_layers = {ngl}
+n_ctx = {ctx}
+type_k = "{kv}"
+type_v = "{kv}"
+flash_attn = "on"
+[results]
+gpus = ["NVIDIA GeForce RTX 3090"]
+date = "2026-11-20"
+tg_tokens_per_s = {tg}
+"""
+
+
+def test_profile_list(snap_compare, model_70b):
+    """The profiles screen: two profiles with their measured speed, one file that cannot be read
+    (listed, not hidden), the llama-server command of the highlighted one."""
+    folder = SNAPSHOT_MODELS / "profiles"  # a fixed path: the screen shows it
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    (folder / "70b-3090-8k.toml").write_text(PROFILE_TEXT.format(
+        notes="fits with Xorg running", path=SNAPSHOT_70B, ngl=40, ctx=8192, kv="f16", tg=2.1))
+    (folder / "70b-3090-32k-q8.toml").write_text(PROFILE_TEXT.format(
+        notes="", path=SNAPSHOT_70B, ngl=36, ctx=32768, kv="q8_0", tg=1.8))
+    (folder / "hand-edited.toml").write_text("schema = 1\n[model]\npath = 3\n")
+
+    async def run_before(pilot):
+        await _open_tuner(pilot)
+        await pilot.press("p")
+        await pilot.pause(0.2)
+
+    app = _tuner_70b(model_70b, 40)
+    app.profile_store = ProfileStore(folder)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)

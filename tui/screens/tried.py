@@ -1,0 +1,79 @@
+"""The session's table of configurations tried: sort it, re-apply a row, or save it as a profile."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Label
+
+from tui.engine.settings_steps import compact
+from tui.profiles.tried import SORTS, TriedConfig, sort_rows
+from tui.units import format_bytes
+
+
+def _vram(values: tuple[int, ...]) -> str:
+    return " + ".join(format_bytes(v) for v in values) if values else "-"
+
+
+def _speed(value: float | None) -> str:
+    return f"{value:,.1f}" if value is not None else "-"
+
+
+class TriedScreen(ModalScreen[tuple[str, TriedConfig] | None]):
+    """Dismisses with ("apply", row), ("save", row), or None."""
+
+    BINDINGS = [
+        Binding("escape,q", "dismiss(None)", "Close"),
+        Binding("s", "sort", "Sort"),
+        Binding("a", "pick('apply')", "Re-apply"),
+        Binding("w", "pick('save')", "Save as profile"),
+    ]
+
+    def __init__(self, rows: list[TriedConfig], sort: str = "order") -> None:
+        super().__init__()
+        self.rows = rows
+        self.sort = sort
+        self.shown: list[TriedConfig] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="table-box"):
+            yield Label("", id="tried-title")
+            yield DataTable(cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("#", "model", "ngl ctx KV fa ub", "predicted", "measured", "pp tok/s",
+                          "tg tok/s", "load s")
+        self.refill()
+        table.focus()
+
+    def refill(self) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        self.shown = sort_rows(self.rows, self.sort)
+        for r in self.shown:
+            table.add_row(str(self.rows.index(r) + 1), r.model_name[:28], compact(r.settings, r.n_layer),
+                          _vram(r.predicted_vram), _vram(r.measured_vram), _speed(r.pp_tokens_per_s),
+                          _speed(r.tg_tokens_per_s), f"{r.load_seconds:.2f}")
+        label = dict(SORTS)[self.sort]
+        empty = "  No configuration tried yet: apply (a) and benchmark (b) in the Tuner." if not self.rows else ""
+        self.query_one("#tried-title", Label).update(
+            f"Configurations tried this session, by {label} (s sorts){empty}")
+
+    def action_sort(self) -> None:
+        keys = [k for k, _ in SORTS]
+        self.sort = keys[(keys.index(self.sort) + 1) % len(keys)]
+        self.refill()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_pick("apply")  # Enter on a row
+
+    def action_pick(self, action: str) -> None:
+        if not self.shown:
+            return
+        row = self.query_one(DataTable).cursor_row
+        self.dismiss((action, self.shown[row]))
