@@ -10,7 +10,7 @@ from dataclasses import asdict
 import psutil
 
 from tui.engine.settings import KV_TYPES, LoadSettings
-from tui.fit.calibration import calibrate
+from tui.fit.calibration import calibrate, start_calibration
 from tui.fit.estimate import MemoryEstimate, rule_of_thumb
 from tui.fit.overhead import OverheadStore
 from tui.fit.search import fit_context, fit_layers
@@ -64,17 +64,23 @@ def main(args: argparse.Namespace) -> int:
         print(f"vramdeck fit: {exc}", file=sys.stderr)
         return 1
     try:
-        gpu_budgets, names, budget_source = budgets(args.vram)
         margin = parse_size(args.margin)
+        settings = LoadSettings(model_path=args.model, n_ctx=args.ctx, type_k=args.kv,
+                                type_v=args.kv, flash_attn=args.flash_attn, n_ubatch=args.n_ubatch,
+                                n_batch=max(2048, args.n_ubatch)).validated()
     except ValueError as exc:
         print(f"vramdeck fit: {exc}", file=sys.stderr)
         return 2
-    settings = LoadSettings(model_path=args.model, n_ctx=args.ctx, type_k=args.kv, type_v=args.kv,
-                            flash_attn=args.flash_attn, n_ubatch=args.n_ubatch,
-                            n_batch=max(2048, args.n_ubatch)).validated()
+    # llama.cpp's dry runs start now, in their own process; NVML and the host are read meanwhile.
+    pending = start_calibration(info, settings, use_dry_run=not args.formula)
+    try:
+        gpu_budgets, names, budget_source = budgets(args.vram)
+    except ValueError as exc:
+        print(f"vramdeck fit: {exc}", file=sys.stderr)
+        return 2
     overheads = OverheadStore().for_gpus(names)
     host_budget = psutil.virtual_memory().available
-    calibration = calibrate(info, settings, use_dry_run=not args.formula)
+    calibration = pending()
     result = fit_layers(info, settings, calibration, gpu_budgets, overheads, margin, host_budget)
     if args.max_ctx and result.gpu_fits:
         target = result.estimate.n_gpu_layers  # keep these layers; grow the context around them
