@@ -34,10 +34,13 @@ OOM = LoadFailed(kind="oom_device", message="Out of GPU memory while loading. cu
 
 class ScriptedEngine:
     def __init__(self, facts: ModelFacts = FACTS, reply: str = REPLY, gpu_offload: bool = True,
-                 pid: int = 4242, fail: LoadFailed | None = None, fail_if=None):
+                 pid: int = 4242, fail: LoadFailed | None = None, fail_if=None,
+                 hold_after: int | None = None):
         """`fail` fails every load; `fail_if(settings)` fails the loads it returns True for."""
         self.facts, self.reply, self.gpu_offload, self._pid, self.fail = facts, reply, gpu_offload, pid, fail
         self.fail_if = fail_if
+        self.hold_after = hold_after
+        """Stop streaming after this many words and wait (a reply caught mid-stream)."""
         self.loads: list[LoadSettings] = []
         self.log: deque[str] = deque(["llama_model_loader: loaded meta data", "load_tensors: offloaded 33/33 layers to GPU"])
         self.hello = Hello(pid=pid, llama_cpp_version="0.3.36", gpu_offload=gpu_offload)
@@ -89,6 +92,8 @@ class ScriptedEngine:
     async def chat(self, messages, sampling=None):
         words = self.reply.split(" ")
         for i, word in enumerate(words):
+            if i == self.hold_after:
+                await asyncio.Event().wait()
             await asyncio.sleep(0)
             yield TextPiece(request_id=1, text=word + (" " if i < len(words) - 1 else ""))
         yield ChatDone(request_id=1, stats=STATS)

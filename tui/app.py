@@ -19,6 +19,7 @@ from textual.reactive import var
 
 from tui import __version__
 from tui.chat.conversation import DEFAULT_SYSTEM_PROMPT
+from tui.chat.store import ConversationStore
 from tui.engine.client import EngineClient
 from tui.engine.protocol import (ChatStats, EngineCrashed, Hello, Loaded, LoadFailed, LogLine,
                                  Unloaded)
@@ -91,13 +92,15 @@ class VramdeckApp(App):
                  sample_interval: float = 1.0, theme: str = "vramdeck-dark",
                  overhead_store: OverheadStore | None = None, use_dry_run: bool = True,
                  mode: str = "chat", profile_store: ProfileStore | None = None,
-                 model_locations: list[Location] | None = None):
+                 model_locations: list[Location] | None = None,
+                 conversation_store: ConversationStore | None = None):
         super().__init__()
         self.engine = engine
         self.sampler = sampler
         self.current_settings = settings
         self.last_working: LoadSettings | None = None
         self.profile_store = profile_store or ProfileStore()
+        self.conversation_store = conversation_store or ConversationStore()
         self.model_locations = model_locations
         """Where the Tuner looks for models (None: the usual places, see models/discovery.py)."""
         self.tried: list[TriedConfig] = []

@@ -5,7 +5,10 @@ Review a changed SVG (pytest --snapshot-report) before accepting it with --snaps
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -19,13 +22,14 @@ from tui.engine.settings import LoadSettings
 from tui.models.discovery import Location
 from tui.monitor.fake import FakeGpu, FakeNvml, FakeSampler
 from tui.profiles.store import ProfileStore
+from tui.chat.store import ConversationStore
 
 GiB = 1024**3
 SETTINGS = LoadSettings(model_path=FACTS.path, n_ctx=8192)
 
 
 def app_with(engine=None, nvml=None, settings=SETTINGS, models: list[Path] | None = None,
-             profiles: Path | None = None) -> VramdeckApp:
+             profiles: Path | None = None, conversations: Path | None = None) -> VramdeckApp:
     engine = engine or ScriptedEngine()
     nvml = nvml or FakeNvml([FakeGpu(used=int(7.1 * GiB), processes=[(4242, int(6.2 * GiB)),
                                                                       (1733, int(0.4 * GiB))])])
@@ -33,7 +37,8 @@ def app_with(engine=None, nvml=None, settings=SETTINGS, models: list[Path] | Non
     store = ProfileStore(profiles or Path("/nonexistent/vramdeck-profiles"))
     return VramdeckApp(engine, FakeSampler(nvml), settings=settings, sample_interval=3600,
                        use_dry_run=False,  # formula estimates: the same on every build
-                       model_locations=locations, profile_store=store)
+                       model_locations=locations, profile_store=store,
+                       conversation_store=ConversationStore(conversations) if conversations else None)
 
 
 SNAPSHOT_MODELS = Path("/tmp/vramdeck-snapshots")
@@ -275,3 +280,70 @@ def test_profile_list(snap_compare, model_70b):
     app = _tuner_70b(model_70b, 40)
     app.profile_store = ProfileStore(folder)
     assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+
+
+def test_chat_reply_streaming(snap_compare):
+    """A reply caught mid-stream: the code block half written, no figures yet."""
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press(*"Write a Python function that adds two numbers.", "enter")
+        for _ in range(20):
+            await pilot.pause(0.02)
+
+    engine = ScriptedEngine(hold_after=14)
+    assert snap_compare(app_with(engine=engine), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_chat_reasoning_reply_is_collapsed(snap_compare):
+    """A reasoning model's <think> part folds into a collapsed 'reasoning' line above the answer."""
+    reply = ("<think>The user wants a greeting. Keep it short and friendly.</think>"
+             "Hello! How can I help you today?")
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press(*"Say hello.", "enter")
+        await settle(pilot)
+
+    assert snap_compare(app_with(engine=ScriptedEngine(reply=reply)), terminal_size=(80, 24),
+                        run_before=run_before)
+
+
+def test_chat_context_overflow_warning(snap_compare):
+    """7,600 of 8,192 tokens used: a warning above the composer says what to do."""
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press(*"Write a Python function that adds two numbers.", "enter")
+        await settle(pilot)
+        pilot.app.context_used = 7600
+        await pilot.pause(0.2)
+
+    assert snap_compare(app_with(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_chat_conversation_list(snap_compare, monkeypatch):
+    """Ctrl+O: the saved conversations, newest first, with their turns and dates."""
+    monkeypatch.setenv("TZ", "UTC")  # the dates shown are local time
+    time.tzset()
+    folder = SNAPSHOT_MODELS / "conversations"
+    shutil.rmtree(folder, ignore_errors=True)
+    store = ConversationStore(folder)
+    for i, (title, turns) in enumerate((("Fix a segfault in my CUDA kernel", 6),
+                                         ("Summarise the llama.cpp changelog", 2),
+                                         ("Rust: borrow checker and closures", 4))):
+        conv_id = f"2026112{i}-1200-abc{i}"
+        lines = [{"t": "meta", "id": conv_id, "created": 1795000000 + i * 86400,
+                  "system_prompt": "You are a helpful assistant."}]
+        for n in range(turns // 2):
+            lines += [{"t": "user", "text": title if n == 0 else "and then?"}, {"t": "reply"},
+                      {"t": "text", "text": "Sure."}, {"t": "done", "stats": None}]
+        path = store.path(conv_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+        os.utime(path, (1795000000 + i * 86400, 1795000000 + i * 86400))
+
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("ctrl+o")
+        await pilot.pause(0.3)
+
+    assert snap_compare(app_with(conversations=folder), terminal_size=(80, 24),
+                        run_before=run_before)

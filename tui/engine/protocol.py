@@ -236,6 +236,8 @@ class ChatFailed(Message):
     TYPE: ClassVar[str] = "chat_failed"
     request_id: int = 0
     message: str = ""
+    reason: str = ""
+    """"prompt_too_long" when the conversation no longer fits the context; empty otherwise."""
 
 
 @dataclass(frozen=True)

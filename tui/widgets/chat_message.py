@@ -1,11 +1,20 @@
-"""One turn of the conversation as shown: the user's text, or a reply that may still be streaming."""
+"""One turn of the conversation as shown: the user's text, or a reply that may still be streaming.
+
+Messages take focus (Tab / Shift+Tab from the composer) so a key can act on one: c copies it
+(OSC 52, which reaches the local clipboard over SSH), w saves its code blocks to a file.
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.widgets import Markdown, Static
+from dataclasses import dataclass
 
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Collapsible, Markdown, Static
+
+from tui.chat.think import split_think
 from tui.engine.protocol import ChatStats
 
 
@@ -21,34 +30,89 @@ def stats_line(stats: ChatStats, partial: bool) -> str:
     return " · ".join(parts)
 
 
-class UserMessage(Static):
+@dataclass
+class MessageAction(Message):
+    """A key pressed on a message: "copy" or "save_code"; the screen does it."""
+
+    action: str
+    text: str
+
+
+MESSAGE_KEYS = [Binding("c", "act('copy')", "Copy"), Binding("w", "act('save_code')", "Save code")]
+
+
+class _Focusable:
+    can_focus = True
+
+    def text_for_copy(self) -> str:
+        raise NotImplementedError
+
+    def action_act(self, action: str) -> None:
+        self.post_message(MessageAction(action, self.text_for_copy()))
+
+
+class UserMessage(_Focusable, Static):
+    BINDINGS = MESSAGE_KEYS
     DEFAULT_CSS = """
     UserMessage { margin: 1 0 0 4; padding: 0 1; background: $boost; border-left: thick $primary; }
+    UserMessage:focus { border-left: thick $accent; background: $primary 20%; }
     """
 
     def __init__(self, text: str) -> None:
         super().__init__(text, markup=False)
+        self.text = text
+
+    def text_for_copy(self) -> str:
+        return self.text
 
 
-class AssistantMessage(Vertical):
+class AssistantMessage(_Focusable, Vertical):
+    BINDINGS = MESSAGE_KEYS
     DEFAULT_CSS = """
     AssistantMessage { height: auto; margin: 1 4 0 0; border-left: thick $secondary; }
+    AssistantMessage:focus { border-left: thick $accent; }
     AssistantMessage Markdown { margin: 0; padding: 0 1; }
+    AssistantMessage Collapsible { margin: 0 1; padding: 0; border: none; background: $boost; }
+    AssistantMessage .think { color: $text-muted; text-style: italic; padding: 0 1; }
     AssistantMessage .reply-stats { color: $text-muted; padding: 0 1; height: auto; }
     AssistantMessage .reply-note { color: $warning; padding: 0 1; height: auto; }
     """
 
     def __init__(self, text: str = "") -> None:
         super().__init__()
-        self._initial = text
+        self.text = text
+        self._answer_sent = 0
+        """How much of the answer (text after </think>) the Markdown stream has been given."""
 
     def compose(self) -> ComposeResult:
-        yield Markdown(self._initial)
+        think, answer, _ = split_think(self.text)
+        self._answer_sent = len(answer)
+        with Collapsible(title="reasoning", collapsed=True) as c:
+            c.display = bool(think)
+            yield Static(think, classes="think", markup=False)
+        yield Markdown(answer)
         yield Static("", classes="reply-stats")
 
     @property
     def markdown(self) -> Markdown:
         return self.query_one(Markdown)
+
+    def feed(self, piece: str) -> str:
+        """Add a streamed piece; return what of it belongs to the answer's Markdown stream.
+        Reasoning goes to the collapsed block as plain text."""
+        self.text += piece
+        think, answer, thinking = split_think(self.text)
+        if think or thinking:
+            block = self.query_one(Collapsible)
+            block.display = bool(think)
+            block.title = "reasoning…" if thinking else "reasoning"
+            self.query_one(".think", Static).update(think)
+        delta = answer[self._answer_sent:]
+        self._answer_sent = len(answer)
+        return delta
+
+    def text_for_copy(self) -> str:
+        return split_think(self.text)[1]
 
     def show_stats(self, stats: ChatStats | None, partial: bool, note: str = "") -> None:
         label = self.query_one(".reply-stats", Static)

@@ -175,7 +175,7 @@ class EngineSession:
                                       request_id=rid, prompt_tokens=n, tokens_per_s=round(tps, 2))))
             pieces.flush()
         except PromptTooLong as exc:
-            self.channel.send(ChatFailed(request_id=rid, message=str(exc)))
+            self.channel.send(ChatFailed(request_id=rid, message=str(exc), reason="prompt_too_long"))
             return
         except Exception as exc:
             self.channel.send(ChatFailed(request_id=rid, message=f"Generation failed: {exc}"))

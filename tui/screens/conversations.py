@@ -1,0 +1,107 @@
+"""Saved conversations: reopen, rename, delete, export to Markdown."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Label
+
+from tui.chat.export import to_markdown
+from tui.chat.store import ConversationStore, ConversationSummary
+from tui.screens.ask import AskTextScreen, ConfirmScreen
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+
+class ConversationsScreen(ModalScreen[str | None]):
+    """Dismisses with the id of the conversation to open, or None."""
+
+    BINDINGS = [
+        Binding("escape,q", "dismiss(None)", "Close"),
+        Binding("r", "rename", "Rename"),
+        Binding("x,delete", "delete", "Delete"),
+        Binding("e", "export", "Export .md"),
+    ]
+
+    def __init__(self, store: ConversationStore) -> None:
+        super().__init__()
+        self.store = store
+        self.rows: list[ConversationSummary] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="table-box"):
+            yield Label("", id="conversations-title")
+            yield DataTable(cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("conversation", "turns", "last message")
+        self.refill()
+        self.query_one(DataTable).focus()
+
+    def refill(self) -> None:
+        self.rows = self.store.list()
+        table = self.query_one(DataTable)
+        table.clear()
+        for c in self.rows:
+            table.add_row(c.title[:60], str(c.turns), _when(c.modified), key=c.id)
+        self.query_one("#conversations-title", Label).update(
+            f"{len(self.rows)} saved conversation{'s' if len(self.rows) != 1 else ''} "
+            f"(Enter opens)" if self.rows else "No saved conversations yet.")
+
+    @property
+    def current(self) -> ConversationSummary | None:
+        row = self.query_one(DataTable).cursor_row
+        return self.rows[row] if self.rows and 0 <= row < len(self.rows) else None
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if self.current:
+            self.dismiss(self.current.id)
+
+    def action_rename(self) -> None:
+        c = self.current
+        if c is None:
+            return
+
+        def renamed(title: str | None) -> None:
+            if title:
+                self.store.rename(c.id, title)
+                self.refill()
+        self.app.push_screen(AskTextScreen("New title:", c.title), renamed)
+
+    def action_delete(self) -> None:
+        c = self.current
+        if c is None:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.store.delete(c.id)
+                self.refill()
+        self.app.push_screen(ConfirmScreen(f"Delete the conversation '{c.title}'?"), confirmed)
+
+    def action_export(self) -> None:
+        c = self.current
+        if c is None:
+            return
+
+        def export(path: str | None) -> None:
+            if not path:
+                return
+            target = Path(path).expanduser()
+            try:
+                target.write_text(to_markdown(self.store.load(c.id)), encoding="utf-8")
+            except OSError as exc:
+                self.notify(f"Not exported: {exc}", severity="error")
+                return
+            self.notify(f"Exported to {target}")
+        default = str(Path.home() / f"vramdeck-{c.id}.md")
+        self.app.push_screen(AskTextScreen("Export to Markdown file:", default), export)
