@@ -196,6 +196,9 @@ class TextPiece(Message):
     text: str = ""
     tokens: int = 1
     """Tokens generated for this piece (pieces coalesce up to 15 ms of tokens)."""
+    sent_at: float = 0.0
+    """time.monotonic() in the engine when the piece was sent (one clock for all processes on
+    Linux), so a client can tell its own delay from the engine's pace."""
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,8 @@ class EngineSession:
         self.current_request = command.request_id
         self.cancel.clear()
         rid = command.request_id
-        pieces = PieceBuffer(lambda text, n: self.channel.send(TextPiece(request_id=rid, text=text, tokens=n)))
+        pieces = PieceBuffer(lambda text, n: self.channel.send(TextPiece(
+            request_id=rid, text=text, tokens=n, sent_at=round(time.monotonic(), 6))))
         try:
             stats = self.chat.run(command.messages, sampling, self.cancel, pieces.add,
                                   lambda n, tps: self.channel.send(PromptProcessed(
