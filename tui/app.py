@@ -45,6 +45,11 @@ from tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
 from tui.screens.monitor import MonitorScreen
 from tui.screens.tuner import TunerScreen
 from tui.themes import load_themes
+from tui.config import AppSettings, config_dir, save_settings, settings_path
+from tui.keymap import key_table, keymap_problems
+from tui.screens.help import HelpScreen
+from tui.screens.settings import SettingsScreen
+from textual.theme import BUILTIN_THEMES
 
 
 @dataclass
@@ -64,6 +69,9 @@ class VramdeckApp(App):
         Binding("f4", "switch_mode('tuner')", "Tuner", id="app.tuner"),
         Binding("f5", "switch_mode('log')", "Log", id="app.log"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("f1,question_mark", "help", "Help", id="app.help"),
+        Binding("f6", "settings", "Settings", show=False, id="app.settings", priority=True),
+        Binding("f9", "next_theme", "Next theme", show=False, id="app.theme", priority=True),
     ]
 
     # App state is `var`, not `reactive`: screens watch it, and a reactive on the App would
@@ -93,7 +101,9 @@ class VramdeckApp(App):
                  overhead_store: OverheadStore | None = None, use_dry_run: bool = True,
                  mode: str = "chat", profile_store: ProfileStore | None = None,
                  model_locations: list[Location] | None = None,
-                 conversation_store: ConversationStore | None = None):
+                 conversation_store: ConversationStore | None = None,
+                 app_settings: AppSettings | None = None, settings_file: Path | None = None,
+                 settings_problems: list[str] | None = None):
         super().__init__()
         self.engine = engine
         self.sampler = sampler
@@ -101,6 +111,10 @@ class VramdeckApp(App):
         self.last_working: LoadSettings | None = None
         self.profile_store = profile_store or ProfileStore()
         self.conversation_store = conversation_store or ConversationStore()
+        self.app_settings = app_settings or AppSettings(theme=theme)
+        self.settings_file = settings_file
+        """Where settings changes (theme, keys...) are saved; None keeps them for this run only."""
+        self._settings_problems = list(settings_problems or [])
         self.model_locations = model_locations
         """Where the Tuner looks for models (None: the usual places, see models/discovery.py)."""
         self.tried: list[TriedConfig] = []
@@ -120,10 +134,18 @@ class VramdeckApp(App):
         """Where measured GPU overheads are remembered for `fit`; None in tests."""
 
     def on_mount(self) -> None:
-        for theme in load_themes():
+        theme_problems: list[str] = []
+        for theme in load_themes(config_dir() / "themes", theme_problems):
             self.register_theme(theme)
-        if self._theme_name in self.available_themes:
-            self.theme = self._theme_name
+        wanted = self.app_settings.theme or self._theme_name
+        self.theme = wanted if wanted in self.available_themes else self._theme_name
+        self.watch(self, "theme", self._theme_changed, init=False)
+        problems = self._settings_problems + theme_problems
+        if self.app_settings.keys:
+            problems += keymap_problems(type(self), self.app_settings.keys)
+            self.set_keymap(self.app_settings.keys)
+        for problem in problems:
+            self.notify(problem, severity="warning", timeout=20)
         self.engine.subscribe(lambda event: self.post_message(EngineEvent(event)))
         if self._notice:
             self.engine_status = EngineStatus(message=self._notice)
@@ -139,6 +161,59 @@ class VramdeckApp(App):
         self._sampler_stop.set()
         self._sampler_wake.set()
         await self.engine.close()
+
+    # ------------------------------------------------------------------ settings, themes, help
+
+    def vramdeck_themes(self) -> list[str]:
+        return sorted(name for name in self.available_themes if name.startswith("vramdeck")) + \
+            sorted(n for n, t in self.available_themes.items()
+                   if not n.startswith("vramdeck") and n not in BUILTIN_THEMES)
+
+    def action_next_theme(self) -> None:
+        names = self.vramdeck_themes()
+        i = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(i + 1) % len(names)]
+        self.notify(f"Theme: {self.theme}", timeout=2)
+
+    def _theme_changed(self, theme: str) -> None:
+        if self.app_settings.theme != theme:
+            self.app_settings.theme = theme
+            self.save_app_settings()
+
+    def save_app_settings(self) -> None:
+        if self.settings_file is None:
+            return
+        try:
+            save_settings(self.app_settings, self.settings_file)
+        except OSError as exc:
+            self.notify(f"Settings not saved: {exc}", severity="error")
+
+    def action_help(self) -> None:
+        from tui.screens.conversations import ConversationsScreen
+        from tui.screens.profiles import ProfilesScreen
+        from tui.screens.tried import TriedScreen
+
+        dialogs = {"Profiles (p in the Tuner)": ProfilesScreen,
+                   "Configurations tried (t in the Tuner)": TriedScreen,
+                   "Saved chats (Ctrl+O in Chat)": ConversationsScreen}
+        rows = key_table(type(self), self.app_settings.keys, dialogs)
+        self.push_screen(HelpScreen(rows, str(self.settings_file or settings_path())))
+
+    def action_settings(self) -> None:
+        def saved(new: AppSettings | None) -> None:
+            if new is None:
+                return
+            dirs_changed = new.models_dirs != self.app_settings.models_dirs
+            self.app_settings = new
+            self.set_keymap(new.keys)
+            self.sample_interval = new.refresh_interval
+            if dirs_changed and self.model_locations is not None:
+                self.model_locations = default_locations(new.models_dirs)
+            self.theme = new.theme
+            self.save_app_settings()
+            self.notify("Settings saved.")
+        self.push_screen(SettingsScreen(self.app_settings, self.vramdeck_themes(),
+                                        str(self.settings_file or settings_path()), type(self)), saved)
 
     # ------------------------------------------------------------------ terminal size
 
@@ -266,6 +341,9 @@ class VramdeckApp(App):
             self.relink_profile(profile)
 
     def _use_profile(self, profile: Profile) -> None:
+        if self.app_settings.last_profile != profile.name:
+            self.app_settings.last_profile = profile.name
+            self.save_app_settings()
         self.sampling = profile.sampling
         if profile.system_prompt:
             self.system_prompt = profile.system_prompt

@@ -8,7 +8,7 @@ from pathlib import Path
 from textual.theme import Theme
 
 _FIELDS = ("primary", "secondary", "accent", "foreground", "background", "surface", "panel",
-           "boost", "warning", "error", "success", "dark", "luminosity_spread", "text_alpha")
+           "boost", "warning", "error", "success", "dark", "luminosity_spread", "text_alpha", "ansi")
 
 
 def shipped_themes_dir() -> Path:
@@ -26,7 +26,16 @@ def theme_from_toml(path: Path) -> Theme:
     if "name" not in data or "primary" not in data:
         raise ValueError(f"{path}: a theme needs at least 'name' and 'primary'")
     kwargs = {k: data[k] for k in _FIELDS if k in data}
-    return Theme(name=str(data["name"]), variables=dict(data.get("variables", {})), **kwargs)
+    variables = dict(data.get("variables", {}))
+    if kwargs.get("ansi"):  # Textual's CSS for ANSI themes refers to these two
+        variables.setdefault("ansi-background", "ansi_black")
+        variables.setdefault("ansi-foreground", "ansi_white")
+    try:
+        theme = Theme(name=str(data["name"]), variables=variables, **kwargs)
+        theme.to_color_system()  # a colour Textual cannot read fails here, naming the file
+    except Exception as exc:  # ColorParseError and friends
+        raise ValueError(f"{path}: {exc}") from None
+    return theme
 
 
 def load_themes(user_dir: Path | None = None, problems: list[str] | None = None) -> list[Theme]:

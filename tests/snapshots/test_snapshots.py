@@ -29,7 +29,8 @@ SETTINGS = LoadSettings(model_path=FACTS.path, n_ctx=8192)
 
 
 def app_with(engine=None, nvml=None, settings=SETTINGS, models: list[Path] | None = None,
-             profiles: Path | None = None, conversations: Path | None = None) -> VramdeckApp:
+             profiles: Path | None = None, conversations: Path | None = None,
+             theme: str = "vramdeck-dark") -> VramdeckApp:
     engine = engine or ScriptedEngine()
     nvml = nvml or FakeNvml([FakeGpu(used=int(7.1 * GiB), processes=[(4242, int(6.2 * GiB)),
                                                                       (1733, int(0.4 * GiB))])])
@@ -38,7 +39,8 @@ def app_with(engine=None, nvml=None, settings=SETTINGS, models: list[Path] | Non
     return VramdeckApp(engine, FakeSampler(nvml), settings=settings, sample_interval=3600,
                        use_dry_run=False,  # formula estimates: the same on every build
                        model_locations=locations, profile_store=store,
-                       conversation_store=ConversationStore(conversations) if conversations else None)
+                       conversation_store=ConversationStore(conversations) if conversations else None,
+                       theme=theme)
 
 
 SNAPSHOT_MODELS = Path("/tmp/vramdeck-snapshots")
@@ -347,3 +349,50 @@ def test_chat_conversation_list(snap_compare, monkeypatch):
 
     assert snap_compare(app_with(conversations=folder), terminal_size=(80, 24),
                         run_before=run_before)
+
+
+async def _exchange(pilot) -> None:
+    await settle(pilot)
+    await pilot.press(*"Write a Python function that adds two numbers.", "enter")
+    await settle(pilot)
+
+
+@pytest.mark.parametrize("theme", ["vramdeck-light", "vramdeck-high-contrast", "vramdeck-16"])
+def test_themes_on_the_chat_pane(snap_compare, theme):
+    """Each shipped theme on a finished exchange (vramdeck-dark is every other snapshot)."""
+    assert snap_compare(app_with(theme=theme), terminal_size=(80, 24), run_before=_exchange)
+
+
+def test_help_screen(snap_compare):
+    """F1: the keys pane by pane, with their ids for overrides."""
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("f1")
+        await pilot.pause(0.2)
+
+    assert snap_compare(app_with(), terminal_size=(100, 40), run_before=run_before)
+
+
+def test_command_palette_finds_tuner_actions(snap_compare):
+    """Ctrl+P, 'fit': the Tuner's actions and their keys."""
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("ctrl+p", *"fit")
+        from textual.command import CommandList
+        for _ in range(100):  # the palette searches in the background: wait for its answer
+            lists = pilot.app.screen.query(CommandList)
+            if lists and lists.first().option_count:
+                break
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+
+    assert snap_compare(app_with(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_chat_160x50(snap_compare):
+    assert snap_compare(app_with(), terminal_size=(160, 50), run_before=_exchange)
+
+
+def test_tuner_160x50(snap_compare, model_70b):
+    """The Tuner on a wide terminal: the model list, the form and the bars with room to spare."""
+    assert snap_compare(_tuner_70b(model_70b, 40), terminal_size=(160, 50), run_before=_open_tuner)

@@ -10,6 +10,8 @@ from tui.engine.settings import LoadSettings
 from tui.fit.overhead import OverheadStore
 from tui.models.demo import DEMO_MISSING, find_demo_model
 from tui.monitor.sampler import Sampler
+from tui.config import load_settings, settings_path
+from tui.models.discovery import default_locations
 from tui.profiles.schema import ProfileError
 from tui.profiles.store import ProfileStore
 
@@ -20,18 +22,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ctx", type=int, default=4096)
     p.add_argument("--kv", default="f16", help="KV cache type (f16, q8_0, q4_0, ...)")
     p.add_argument("--flash-attn", choices=("auto", "on", "off"), default="auto")
-    p.add_argument("--refresh", type=float, default=1.0, help="monitor refresh interval, seconds")
+    p.add_argument("--refresh", type=float, default=None,
+                   help="monitor refresh interval, seconds (default: settings.toml, else 1)")
     p.add_argument("--profile", help="start with a saved profile (see `vramdeck profiles list`)")
 
 
 def make_app(args: argparse.Namespace):
     from tui.app import VramdeckApp
 
+    app_settings, problems = load_settings()
+    refresh = args.refresh if args.refresh is not None else app_settings.refresh_interval
+    common = {"sample_interval": max(0.1, refresh), "overhead_store": OverheadStore(),
+              "app_settings": app_settings, "settings_file": settings_path(),
+              "settings_problems": problems,
+              "model_locations": default_locations(app_settings.models_dirs)}
     if args.profile:
         profile = ProfileStore().load(args.profile)  # ProfileError: main() says which key, which line
         app = VramdeckApp(EngineClient(), Sampler(), settings=profile.load,
-                          notice="\n".join(profile.warnings), sample_interval=max(0.1, args.refresh),
-                          overhead_store=OverheadStore())
+                          notice="\n".join(profile.warnings), **common)
         app.sampling = profile.sampling
         app.system_prompt = profile.system_prompt or app.system_prompt
         return app
@@ -45,8 +53,7 @@ def make_app(args: argparse.Namespace):
     if path is not None:
         settings = LoadSettings(model_path=path, n_gpu_layers=args.n_gpu_layers, n_ctx=args.ctx,
                                 type_k=args.kv, type_v=args.kv, flash_attn=args.flash_attn)
-    return VramdeckApp(EngineClient(), Sampler(), settings=settings, notice=notice,
-                       sample_interval=max(0.1, args.refresh), overhead_store=OverheadStore())
+    return VramdeckApp(EngineClient(), Sampler(), settings=settings, notice=notice, **common)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -30,11 +30,13 @@ from tui.widgets.chat_message import AssistantMessage, MessageAction, UserMessag
 from tui.widgets.prompt_input import PromptInput
 from tui.widgets.status_bar import StatusBar
 
-WELCOME = ("Type a message and press **Enter** to send; **Ctrl+J** adds a new line, **↑/↓** recall "
-           "earlier messages.  \n**Esc** stops a reply · **Ctrl+R** regenerates it · **Ctrl+T** "
-           "edits your last message · **Ctrl+N** new chat · **Ctrl+O** saved chats · **Ctrl+G** "
-           "sampling and system prompt · **Tab** then **c** copies a message.  \n"
-           "**F3** Monitor · **F4** Tuner (model, layers, context) · **F5** llama.cpp log")
+# Content markup: a Markdown widget here dropped the space after each bold key.
+WELCOME = ("Type a message and press [b]Enter[/b] to send; [b]Ctrl+J[/b] adds a new line, [b]↑/↓[/b] "
+           "recall earlier messages.\n[b]Esc[/b] stops a reply · [b]Ctrl+R[/b] regenerates it · "
+           "[b]Ctrl+T[/b] edits your last message · [b]Ctrl+N[/b] new chat · [b]Ctrl+O[/b] saved "
+           "chats · [b]Ctrl+G[/b] sampling and system prompt · [b]Tab[/b] then [b]c[/b] copies a "
+           "message.\n[b]F1[/b] all keys · [b]F3[/b] Monitor · [b]F4[/b] Tuner (model, layers, "
+           "context) · [b]F5[/b] llama.cpp log")
 
 CONTEXT_WARN = 0.85
 """Warn when this share of the context is used."""
@@ -69,7 +71,7 @@ class ChatScreen(Screen):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="conversation"):
-            yield Markdown(WELCOME, id="welcome")
+            yield Static(WELCOME, id="welcome")
         yield Static("", id="context-warning")
         yield PromptInput(id="prompt")
         yield StatusBar()
@@ -131,7 +133,7 @@ class ChatScreen(Screen):
         view = self.view
         await view.remove_children()
         if not self.conversation.turns:
-            await view.mount(Markdown(WELCOME, id="welcome"))
+            await view.mount(Static(WELCOME, id="welcome"))
             return
         widgets = []
         for turn in self.conversation.turns:

@@ -70,10 +70,10 @@ def measured_vs_predicted(measured: tuple[int, ...], predicted: tuple[int, ...])
 
 class TunerScreen(Screen):
     BINDINGS = [
-        Binding("up", "select(-1)", "Prev", show=False, id="tuner.prev"),
-        Binding("down", "select(1)", "Next", show=False, id="tuner.next"),
-        Binding("right,plus,equals_sign", "change(1)", "+", show=False, id="tuner.inc"),
-        Binding("left,minus", "change(-1)", "−", show=False, id="tuner.dec"),
+        Binding("up", "select(-1)", "Previous setting", show=False, id="tuner.prev"),
+        Binding("down", "select(1)", "Next setting", show=False, id="tuner.next"),
+        Binding("right,plus,equals_sign", "change(1)", "Setting up", show=False, id="tuner.inc"),
+        Binding("left,minus", "change(-1)", "Setting down", show=False, id="tuner.dec"),
         Binding("pageup", "layers_by(1)", "Layers +several", show=False, id="tuner.inc-big"),
         Binding("pagedown", "layers_by(-1)", "Layers −several", show=False, id="tuner.dec-big"),
         Binding("home", "layers(0)", "No layers on GPU", show=False, id="tuner.layers-none"),

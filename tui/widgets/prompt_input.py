@@ -20,7 +20,9 @@ class PromptInput(TextArea):
         text: str
 
     def __init__(self, **kwargs) -> None:
+        # No blinking cursor: a blink is a redraw twice a second, ~400 bytes/s down an idle SSH link.
         super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kwargs)
+        self.cursor_blink = False
         self.sent: list[str] = []
         self._history_index: int | None = None
 

@@ -1,0 +1,92 @@
+"""The app shell: help, themes remembered, key overrides, settings; and real terminals (a pty)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.pty_app import PtyApp
+from tests.app.test_app_real_engine import until
+from tui.app import VramdeckApp
+from tui.config import AppSettings, load_settings
+from tui.engine.client import EngineClient
+from tui.engine.settings import LoadSettings
+from tui.engine.status import Phase
+from tui.monitor.fake import FakeNvml, FakeSampler
+from tui.screens.help import HelpScreen
+from tui.screens.settings import SettingsScreen
+
+pytestmark = pytest.mark.slow
+
+
+def shell_app(demo_model, settings_file, app_settings=None) -> VramdeckApp:
+    return VramdeckApp(EngineClient(), FakeSampler(FakeNvml(no_driver=True)),
+                       settings=LoadSettings(model_path=str(demo_model), n_ctx=512),
+                       model_locations=[], app_settings=app_settings, settings_file=settings_file)
+
+
+async def test_f1_lists_the_keys_of_every_pane(tmp_path, demo_model):
+    app = shell_app(demo_model, tmp_path / "settings.toml")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("f1")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = str(app.screen.query_one("#help-text").render())
+        for words in ("Chat", "Monitor", "Tuner", "Regenerate", "tuner.apply", "Profiles"):
+            assert words in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_theme_switch_is_remembered_across_restarts(tmp_path, demo_model):
+    path = tmp_path / "settings.toml"
+    app = shell_app(demo_model, path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        before = app.theme
+        await pilot.press("f9")
+        await pilot.pause(0.1)
+        chosen = app.theme
+        assert chosen != before and chosen.startswith("vramdeck")
+    settings, problems = load_settings(path)
+    assert settings.theme == chosen and problems == []
+    again = shell_app(demo_model, path, app_settings=settings)
+    async with again.run_test(size=(80, 24)):
+        assert again.theme == chosen
+
+
+async def test_a_key_override_from_the_settings_file_works(tmp_path, demo_model):
+    app = shell_app(demo_model, tmp_path / "s.toml", AppSettings(keys={"tuner.apply": "g"}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine_status.phase is Phase.READY)
+        pid = app.engine.pid
+        await pilot.press("f4", "right_square_bracket", "g")  # context 512 -> 1024, apply
+        await until(pilot, lambda: app.engine.pid != pid and app.engine_status.phase is Phase.READY)
+        assert app.engine_status.facts.n_ctx == 1024
+
+
+async def test_settings_screen_refuses_a_bad_value_then_saves(tmp_path, demo_model):
+    path = tmp_path / "settings.toml"
+    app = shell_app(demo_model, path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f6")
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        screen = app.screen
+        screen.query_one("#refresh").value = "never"
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, SettingsScreen)
+        assert "refresh" in str(screen.query_one("#settings-errors").render())
+        screen.query_one("#refresh").value = "2"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+        assert app.sample_interval == 2.0
+    assert load_settings(path)[0].refresh_interval == 2.0
+
+
+@pytest.mark.parametrize("term", ["xterm-256color", "screen-256color", "linux"])
+def test_starts_draws_and_quits_in_a_real_terminal(term, demo_model):
+    """Through a pseudo-terminal, as over SSH: the first frame comes, Ctrl+Q ends the app."""
+    app = PtyApp(["--model", str(demo_model), "--ctx", "512"], cols=80, rows=24, term=term)
+    try:
+        app.wait_for(b"palette", timeout=30)
+        app.wait_for(b"layers on GPU", timeout=60)
+    finally:
+        app.close()
+    assert app.proc.returncode == 0
