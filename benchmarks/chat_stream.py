@@ -81,8 +81,10 @@ async def rendering_ratio(model: Path, replies: int, max_tokens: int) -> list[di
     return rows
 
 
-def key_latency(model: Path, presses: int) -> list[float]:
-    app = PtyApp(["--model", str(model), "--ctx", "4096"], cols=100, rows=30)
+def key_latency(model: Path, presses: int, max_tokens: int) -> list[float]:
+    """The reply must outlast the presses: max_tokens is set to cover ~presses x 0.15 s."""
+    app = PtyApp(["--model", str(model), "--ctx", str(max(4096, max_tokens + 256)),
+                  "--max-tokens", str(max_tokens)], cols=100, rows=30)
     try:
         app.wait_for(b"layers on GPU", timeout=120)
         time.sleep(1.0)
@@ -110,11 +112,15 @@ def main() -> None:
     p.add_argument("--replies", type=int, default=5)
     p.add_argument("--max-tokens", type=int, default=400)
     p.add_argument("--presses", type=int, default=30)
+    p.add_argument("--pty-max-tokens", type=int, default=1024,
+                   help="reply length in the key-latency run (raise it for fast models)")
+    p.add_argument("--model", help="GGUF file (default: the demo model); a tiny random model "
+                                    "from tui.models.synthetic streams at 1000+ tok/s")
     p.add_argument("--out")
     args = p.parse_args()
-    model = find_demo_model()
+    model = Path(args.model) if args.model else find_demo_model()
     rows = asyncio.run(rendering_ratio(model, args.replies, args.max_tokens))
-    latencies = key_latency(model, args.presses)
+    latencies = key_latency(model, args.presses, args.pty_max_tokens)
     q = statistics.quantiles(latencies, n=20) if len(latencies) >= 2 else [float("nan")] * 19
     result = {
         "replies": rows,

@@ -25,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refresh", type=float, default=None,
                    help="monitor refresh interval, seconds (default: settings.toml, else 1)")
     p.add_argument("--profile", help="start with a saved profile (see `vramdeck profiles list`)")
+    p.add_argument("--max-tokens", type=int, help="longest reply, in tokens (default 1024)")
 
 
 def make_app(args: argparse.Namespace):
@@ -59,6 +60,8 @@ def make_app(args: argparse.Namespace):
 def main(args: argparse.Namespace) -> int:
     try:
         app = make_app(args)
+        if args.max_tokens:
+            app.sampling = app.sampling.with_max_tokens(args.max_tokens)
     except (ProfileError, ValueError) as exc:
         print(f"vramdeck: {exc}", file=sys.stderr)
         return 1

@@ -154,6 +154,9 @@ class SamplingSettings:
             raise SettingsError(problems)
         return self
 
+    def with_max_tokens(self, n: int) -> "SamplingSettings":
+        return replace(self, max_tokens=n).validated()
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["stop"] = list(self.stop)
