@@ -185,3 +185,27 @@ async def test_export_gives_the_expected_markdown(tmp_path, demo_model):
     assert "## System\n\nYou are a helpful assistant.\n" in text
     assert f"## User\n\nSay hi.\n\n## Assistant\n\n{reply.content.strip()}\n" in text
     assert f"*{reply.stats.generated_tokens} tokens," in text
+
+
+async def test_copy_a_message_and_save_its_code_block(tmp_path, demo_model):
+    """Tab from the composer onto the reply; c copies it (OSC 52), w saves its code blocks."""
+    from textual.widgets import Input
+
+    store = ConversationStore(tmp_path / "chats")
+    app = chat_app(demo_model, store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine_status.phase is Phase.READY)
+        screen = await send(pilot, "Show a hello world in Python.")
+        await reply_done(pilot, screen, 1)
+        reply = screen.query_one(AssistantMessage)
+        reply.text = "Here:\n\n```python\nprint('hello')\n```\n"  # a known code block to save
+        reply.focus()
+        await pilot.press("c")
+        assert app.clipboard == reply.text
+        await pilot.press("w")
+        await pilot.pause(0.2)
+        target = tmp_path / "hello.py"
+        app.screen.query_one(Input).value = str(target)
+        await pilot.press("enter")
+        await until(pilot, target.exists)
+    assert target.read_text() == "print('hello')\n"

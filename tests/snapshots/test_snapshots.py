@@ -396,3 +396,14 @@ def test_chat_160x50(snap_compare):
 def test_tuner_160x50(snap_compare, model_70b):
     """The Tuner on a wide terminal: the model list, the form and the bars with room to spare."""
     assert snap_compare(_tuner_70b(model_70b, 40), terminal_size=(160, 50), run_before=_open_tuner)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+def test_log_pane(snap_compare, size):
+    """F5: llama.cpp's own log lines, as the engine captured them."""
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("f5")
+        await pilot.pause(0.3)
+
+    assert snap_compare(app_with(), terminal_size=size, run_before=run_before)

@@ -13,8 +13,11 @@ class LogScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._written = 0
-        self.watch(self.app, "log_count", self._log_grew)
+        log = self.query_one(Log)
+        log.border_title = "llama.cpp and engine log, newest last"
+        log.write_lines(list(self.app.engine.log))  # what came before this pane was opened
+        self._written = self.app.log_count
+        self.watch(self.app, "log_count", self._log_grew, init=False)
 
     def _log_grew(self, count: int) -> None:
         lines = list(self.app.engine.log)
