@@ -11,7 +11,7 @@ from tui import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tui.commands import bench, fit, inspect, models, monitor, profiles, run_app, web
+    from tui.commands import bench, fit, inspect, models, monitor, profiles, run_app, tune, web
 
     parser = argparse.ArgumentParser(
         prog="vramdeck", description="Run big GGUF models on small GPUs: chat, monitor, tune.")
@@ -24,17 +24,18 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_arguments(sub.add_parser("models", help="list the GGUF models found on this machine"))
     monitor.add_arguments(sub.add_parser("monitor", help="GPU and host figures (--once --json for scripts)"))
     profiles.add_arguments(sub.add_parser("profiles", help="saved set-ups: list, show, export as a command"))
+    tune.add_arguments(sub.add_parser("tune", help="find the fastest set-up that fits, and each quant's quality"))
     web.add_arguments(sub.add_parser("web", help="serve the app to a browser on 127.0.0.1 (textual-serve)"))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tui.commands import bench, fit, inspect, models, monitor, profiles, run_app, web
+    from tui.commands import bench, fit, inspect, models, monitor, profiles, run_app, tune, web
 
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `vramdeck fit ... | head` ends quietly
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     commands = {"bench": bench.main, "inspect": inspect.main, "fit": fit.main, "models": models.main,
-                "monitor": monitor.main, "profiles": profiles.main, "web": web.main}
+                "monitor": monitor.main, "profiles": profiles.main, "tune": tune.main, "web": web.main}
     return commands.get(args.command, run_app.main)(args)
 
 

@@ -22,8 +22,8 @@ from tui.engine.errors import classify_load_log, describe_failure
 from tui.engine.protocol import (BenchCommand, BenchResult, CancelCommand, ChatCommand, ChatDone,
                                  ChatFailed, CommandFailed, EngineCrashed, FailureKind,
                                  Hello, Loaded, LoadCommand, LoadFailed, LoadProgress, LogLine,
-                                 Message, PromptProcessed, ShutdownCommand, TextPiece, Unloaded,
-                                 decode)
+                                 Message, PerplexityCommand, PerplexityResult, PromptProcessed,
+                                 ShutdownCommand, TextPiece, Unloaded, decode)
 from tui.engine.settings import LoadSettings, SamplingSettings
 
 ChatEvent = PromptProcessed | TextPiece | ChatDone | ChatFailed | EngineCrashed
@@ -221,7 +221,7 @@ class EngineClient:
             queue = self._requests.get(message.request_id)
             if queue is not None:
                 queue.put_nowait(message)
-        elif isinstance(message, (BenchResult, CommandFailed)):
+        elif isinstance(message, (BenchResult, PerplexityResult, CommandFailed)):
             if message.request_id in self._requests:
                 self._requests[message.request_id].put_nowait(message)
             else:
@@ -311,6 +311,15 @@ class EngineClient:
 
     async def bench(self, n_prompt: int = 512, n_gen: int = 128, repetitions: int = 3) -> BenchResult:
         """pp/tg on the loaded model. Raises EngineError if there is none or the engine dies."""
+        return await self._ask(lambda rid: BenchCommand(request_id=rid, n_prompt=n_prompt,
+                                                        n_gen=n_gen, repetitions=repetitions))
+
+    async def perplexity(self, text: str, chunk: int = 512) -> PerplexityResult:
+        """Perplexity of the loaded model on `text` (llama-perplexity's way of counting)."""
+        return await self._ask(lambda rid: PerplexityCommand(request_id=rid, text=text, chunk=chunk))
+
+    async def _ask(self, make: Callable[[int], Message]):
+        """Send one request and wait for its one answer (Esc / cancel() stops it early)."""
         if self.loaded is None or not self.running:
             raise EngineError("No model is loaded.")
         request_id = next(self._ids)
@@ -318,8 +327,7 @@ class EngineClient:
         self._requests[request_id] = queue
         self._active_chat = request_id
         try:
-            await self._send(BenchCommand(request_id=request_id, n_prompt=n_prompt, n_gen=n_gen,
-                                          repetitions=repetitions))
+            await self._send(make(request_id))
             result = await queue.get()
         finally:
             self._requests.pop(request_id, None)

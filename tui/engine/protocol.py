@@ -107,6 +107,14 @@ class BenchCommand(Message):
 
 
 @dataclass(frozen=True)
+class PerplexityCommand(Message):
+    TYPE: ClassVar[str] = "perplexity"
+    request_id: int = 0
+    text: str = ""
+    chunk: int = 512
+
+
+@dataclass(frozen=True)
 class ShutdownCommand(Message):
     TYPE: ClassVar[str] = "shutdown"
 
@@ -253,6 +261,15 @@ class BenchResult(Message):
     n_gen: int = 0
     pp_tokens_per_s: tuple[float, ...] = ()
     tg_tokens_per_s: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class PerplexityResult(Message):
+    TYPE: ClassVar[str] = "perplexity_result"
+    request_id: int = 0
+    perplexity: float = 0.0
+    tokens: int = 0
+    """Tokens scored."""
 
 
 @dataclass(frozen=True)

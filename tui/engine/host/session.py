@@ -21,7 +21,7 @@ from tui.engine.host.runtime import LoadedModel, LoadError
 from tui.engine.protocol import (BenchCommand, BenchResult, CancelCommand, ChatCommand, ChatDone,
                                  ChatFailed, CommandFailed, FailureKind, Hello, Loaded,
                                  LoadCommand, LoadFailed, LoadProgress, Message, ModelFacts,
-                                 PromptProcessed,
+                                 PerplexityCommand, PerplexityResult, PromptProcessed,
                                  ShutdownCommand, TextPiece, Unloaded, decode)
 from tui.engine.settings import LoadSettings, SamplingSettings, SettingsError
 from tui.models.gguf_info import GgufError, check_model_file
@@ -97,6 +97,8 @@ class EngineSession:
             self._chat(command)
         elif isinstance(command, BenchCommand):
             self._bench(command)
+        elif isinstance(command, PerplexityCommand):
+            self._perplexity(command)
         else:
             self.channel.send(CommandFailed(message=f"unexpected command {command.TYPE}"))
 
@@ -184,6 +186,24 @@ class EngineSession:
         finally:
             self.current_request = 0
         self.channel.send(ChatDone(request_id=rid, stats=stats))
+
+    def _perplexity(self, command: PerplexityCommand) -> None:
+        if self.loaded is None or self.chat is None:
+            self.channel.send(CommandFailed(request_id=command.request_id, message="No model is loaded."))
+            return
+        from tui.engine.host.perplexity import perplexity
+
+        self.current_request = command.request_id
+        self.cancel.clear()
+        try:
+            ppl, n = perplexity(self.loaded, command.text, command.chunk, self.cancel)
+        except (ValueError, RuntimeError) as exc:
+            self.channel.send(CommandFailed(request_id=command.request_id, message=str(exc)))
+            return
+        finally:
+            self.current_request = 0
+            self.chat.cached = []  # the KV cache was cleared
+        self.channel.send(PerplexityResult(request_id=command.request_id, perplexity=ppl, tokens=n))
 
     def _bench(self, command: BenchCommand) -> None:
         if self.loaded is None or self.chat is None:

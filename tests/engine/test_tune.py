@@ -1,0 +1,110 @@
+"""Auto-tune: the estimator prunes what would not fit, the runner measures with the real engine,
+and perplexity tells a coarse quant from a fine one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tui.engine.client import EngineClient
+from tui.engine.settings import LoadSettings
+from tui.fit.estimate import formula_calibration
+from tui.models.model_info import load_model_info
+from tui.tune.run import Measurement, TuneReport, perplexity_text
+from tui.tune.space import Candidate, tune_candidates
+from tui.commands.tune import parse_duration
+
+GiB = 1024**3
+
+
+def test_candidates_fit_the_budget_and_respect_llama_cpp_rules(sparse_70b):
+    info = load_model_info(sparse_70b)
+    budget = 24 * GiB
+    margin = 256 * 1024**2
+    candidates, pruned = tune_candidates(
+        [info], LoadSettings(model_path=str(sparse_70b), n_ctx=8192),
+        formula_calibration, (budget,), (768 * 1024**2,), margin, 256 * GiB)
+    assert candidates and not pruned
+    for c in candidates:
+        assert c.estimate.gpus[0].total + margin <= budget  # never load what would not fit
+        assert c.settings.type_v == "f16" or c.settings.flash_attn == "on"
+    q4 = max(c.estimate.n_gpu_layers for c in candidates if c.settings.type_k == "q4_0")
+    f16 = max(c.estimate.n_gpu_layers for c in candidates if c.settings.type_k == "f16")
+    assert q4 >= f16  # a smaller KV cache leaves room for more layers
+
+
+def test_a_budget_too_small_for_anything_prunes_everything(sparse_70b):
+    info = load_model_info(sparse_70b)
+    candidates, pruned = tune_candidates(
+        [info], LoadSettings(model_path=str(sparse_70b), n_ctx=131072),
+        formula_calibration, (1 * GiB,), (768 * 1024**2,), 256 * 1024**2, 256 * GiB)
+    assert not candidates and pruned
+
+
+def _m(path: str, tg: float) -> Measurement:
+    info = type("I", (), {"n_layer": 1})()
+    c = Candidate(LoadSettings(model_path=path), info, None)
+    return Measurement(c, ok=True, tg_tokens_per_s=tg)
+
+
+def test_pareto_front_keeps_only_files_not_beaten_on_both_counts():
+    report = TuneReport(measured=[_m("q2", 30), _m("q4", 20), _m("q8", 10), _m("bad", 15)],
+                        perplexity={"q2": 9.0, "q4": 7.0, "q8": 6.5, "bad": 8.0})
+    assert [m.candidate.settings.model_path for m in report.pareto()] == ["q2", "q4", "q8"]
+
+
+def test_durations():
+    assert parse_duration("90s") == 90 and parse_duration("5m") == 300 and parse_duration("2") == 2
+    with pytest.raises(ValueError):
+        parse_duration("soon")
+
+
+@pytest.fixture(scope="module")
+def demo_ladder(demo_model, tmp_path_factory) -> dict[str, Path]:
+    """The demo model requantized by llama.cpp to Q8_0 and Q2_K."""
+    import llama_cpp
+
+    out = {}
+    folder = tmp_path_factory.mktemp("ladder")
+    for name, ftype in (("Q8_0", 7), ("Q2_K", 10)):
+        path = folder / f"SmolLM2-135M-{name}.gguf"
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = ftype
+        params.allow_requantize = True
+        assert llama_cpp.llama_model_quantize(str(demo_model).encode(), str(path).encode(), params) == 0
+        out[name] = path
+    return out
+
+
+@pytest.mark.slow
+def test_q2_k_perplexity_is_clearly_above_q8_0(demo_ladder):
+    async def ppl(path: Path) -> float:
+        client = EngineClient()
+        try:
+            await client.load(LoadSettings(model_path=str(path), n_ctx=1024))
+            return (await client.perplexity(perplexity_text(), 512)).perplexity
+        finally:
+            await client.close()
+
+    q8, q2 = asyncio.run(ppl(demo_ladder["Q8_0"])), asyncio.run(ppl(demo_ladder["Q2_K"]))
+    print(f"perplexity Q8_0 {q8:.2f}, Q2_K {q2:.2f}")
+    assert 1 < q8 < 100
+    assert q2 > 1.3 * q8, (q2, q8)
+
+
+@pytest.mark.slow
+def test_tune_cli_measures_stops_on_its_time_budget_and_saves_the_best(demo_model, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "tui", "tune", str(demo_model), "--vram", "8GiB",
+                          "--min-ctx", "512", "--time-budget", "1s", "--formula", "--no-quality",
+                          "--json", "--save", "tuned"], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["loads"] >= 1 and report["out_of_memory"] == 0
+    assert report["stopped"] == "time budget" and report["untried"]
+    assert report["best"]["model_path"] == str(demo_model)
+    assert all(m["ok"] and m["tg_tokens_per_s"] > 0 for m in report["measured"])

@@ -1,0 +1,170 @@
+"""`vramdeck tune MODEL...`: the fastest set-up that fits, measured, and what each quant costs in
+quality (perplexity on a shipped public-domain text)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+import psutil
+
+from tui.commands.fit import budgets
+from tui.engine.settings import LoadSettings
+from tui.engine.settings_steps import compact
+from tui.fit.calibration import calibrate
+from tui.fit.overhead import OverheadStore
+from tui.models.gguf_info import GgufError
+from tui.models.model_info import load_model_info
+from tui.profiles.schema import Profile
+from tui.profiles.store import ProfileStore
+from tui.tune.run import Measurement, TuneReport, run_tune
+from tui.tune.space import thread_choices, tune_candidates, with_threads
+from tui.units import format_bytes, parse_size
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="+", help="one GGUF file, or several quants of the same model")
+    p.add_argument("--vram", help="budget per GPU, e.g. 24GiB or 24GiB,24GiB (default: free VRAM)")
+    p.add_argument("--min-ctx", type=int, default=4096, help="context every candidate must hold")
+    p.add_argument("--time-budget", default="5m", help="stop after this long: 90s, 5m, 1h")
+    p.add_argument("--objective", choices=("tg", "pp"), default="tg",
+                   help="maximise generation (tg) or prompt (pp) tokens per second")
+    p.add_argument("--margin", default="256MiB", help="VRAM left free on each GPU")
+    p.add_argument("--no-quality", action="store_true", help="skip the perplexity of each file")
+    p.add_argument("--formula", action="store_true", help="prune with the formula, no dry runs")
+    p.add_argument("--save", metavar="NAME", help="save the best as a profile with its figures")
+    p.add_argument("--json", action="store_true")
+
+
+def parse_duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = text.strip().lower()
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except (ValueError, IndexError):
+        raise ValueError(f"'{text}' is not a duration like 90s, 5m or 1h") from None
+
+
+def bars(report: TuneReport, objective: str) -> list[str]:
+    """Speed against quality per file, as a terminal plot: a bar of tok/s and the perplexity."""
+    best = report.best_per_file(objective)
+    if not best:
+        return []
+    speed = {p: (m.tg_tokens_per_s if objective == "tg" else m.pp_tokens_per_s) for p, m in best.items()}
+    top = max(speed.values()) or 1
+    lines = [f"  {'file':34} {objective + ' tok/s':>30}   perplexity"]
+    for path, m in sorted(best.items(), key=lambda kv: -speed[kv[0]]):
+        bar = "█" * max(1, round(speed[path] / top * 20))
+        ppl = report.perplexity.get(path)
+        lines.append(f"  {Path(path).name[:34]:34} {bar:<20}{speed[path]:>9.1f}   "
+                     f"{f'{ppl:.2f}' if ppl else '-'}")
+    return lines
+
+
+def row(m: Measurement) -> str:
+    s = m.candidate.settings
+    vram = " + ".join(format_bytes(v) for v in m.vram_bytes_per_gpu) or "-"
+    pred = " + ".join(format_bytes(v) for v in m.predicted_vram) or "-"
+    threads = f" t{s.n_threads}" if s.n_threads else ""
+    what = f"{Path(s.model_path).name[:30]:30} {compact(s, m.candidate.info.n_layer)}{threads}"
+    if not m.ok:
+        return f"  {what:70} failed: {m.error[:60]}"
+    return (f"  {what:70} tg {m.tg_tokens_per_s:8.1f}  pp {m.pp_tokens_per_s:9.1f}  "
+            f"VRAM {vram} (pred. {pred})")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        infos = [load_model_info(m) for m in args.models]
+        time_budget = parse_duration(args.time_budget)
+        margin = parse_size(args.margin)
+        gpu_budgets, names, source = budgets(args.vram)
+    except (GgufError, ValueError) as exc:
+        print(f"vramdeck tune: {exc}", file=sys.stderr)
+        return 2
+    overheads = OverheadStore().for_gpus(names)
+    host = psutil.virtual_memory().available
+    base = LoadSettings(model_path=infos[0].path, n_ctx=args.min_ctx)
+    use_dry_run = not args.formula
+    candidates, pruned = tune_candidates(
+        infos, base, lambda info, s: calibrate(info, s, use_dry_run), gpu_budgets, overheads,
+        margin, host)
+    say = (lambda *a: None) if args.json else print
+    say(f"budget {', '.join(format_bytes(b) for b in gpu_budgets)} ({source}), margin "
+        f"{format_bytes(margin)}, context >= {args.min_ctx:,}: {len(candidates)} candidates to "
+        f"measure, {len(pruned)} pruned by the estimate; time budget {time_budget:.0f} s")
+
+    def more_threads(report: TuneReport) -> list:
+        """Thread counts around the best, when part of it runs on the CPU."""
+        ranked = report.ranked(args.objective)
+        if not ranked or ranked[0].candidate.all_on_gpu:
+            return []
+        best = ranked[0].candidate
+        cal = calibrate(best.info, best.settings, use_dry_run)
+        return [with_threads(best, t, cal, gpu_budgets, overheads, host) for t in thread_choices()]
+
+    def progress(what: str, m: Measurement | None, report: TuneReport) -> None:
+        if what == "measured" and m is not None:
+            best = report.ranked(args.objective)
+            lead = f"   best so far: {best[0].tg_tokens_per_s if args.objective == 'tg' else best[0].pp_tokens_per_s:.1f} tok/s" if best else ""
+            say(f"[{report.loads}] {row(m).strip()}{lead}")
+        elif what != "measured":
+            say(f"    {what} …")
+
+    stop = asyncio.Event()
+
+    async def go() -> TuneReport:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, stop.set)  # Ctrl+C: stop, keep what was measured
+        return await run_tune(candidates, time_budget, stop, progress, quality=not args.no_quality,
+                              extra=more_threads)
+
+    report = asyncio.run(go())
+    ranked = report.ranked(args.objective)
+    if args.save and ranked:
+        best = ranked[0]
+        profile = Profile(name=args.save, load=best.candidate.settings, notes="found by vramdeck tune")
+        profile.results = {"gpus": names, "vram_bytes_per_gpu": list(best.vram_bytes_per_gpu),
+                           "pp_tokens_per_s": round(best.pp_tokens_per_s, 2),
+                           "tg_tokens_per_s": round(best.tg_tokens_per_s, 2),
+                           "load_seconds": round(best.load_seconds, 3)}
+        path = ProfileStore().save(profile, overwrite=True)
+        say(f"saved the best as profile '{args.save}' ({path})")
+    if args.json:
+        print(json.dumps({
+            "objective": args.objective, "loads": report.loads, "out_of_memory": report.out_of_memory,
+            "seconds": round(report.seconds, 1), "stopped": report.stopped,
+            "pruned": pruned, "untried": [c.settings.to_dict() for c in report.untried],
+            "perplexity": report.perplexity,
+            "measured": [{"settings": m.candidate.settings.to_dict(), "ok": m.ok, "error": m.error,
+                          "predicted_vram": list(m.predicted_vram),
+                          "measured_vram": list(m.vram_bytes_per_gpu),
+                          "pp_tokens_per_s": m.pp_tokens_per_s, "tg_tokens_per_s": m.tg_tokens_per_s,
+                          "load_seconds": m.load_seconds} for m in report.measured],
+            "best": ranked[0].candidate.settings.to_dict() if ranked else None,
+            "pareto": [m.candidate.settings.model_path for m in report.pareto(args.objective)],
+        }, indent=2))
+        return 0 if ranked else 1
+    print(f"\n{report.loads} loads in {report.seconds:.0f} s, {report.out_of_memory} out of memory"
+          + (f"; ended early ({report.stopped}), not tried: {len(report.untried)}" if report.stopped else ""))
+    if not ranked:
+        print("Nothing could be measured.")
+        return 1
+    print(f"\nRanked by {args.objective} tok/s:")
+    for m in ranked[:10]:
+        print(row(m))
+    if report.perplexity or len(infos) > 1:
+        print("\nSpeed against quality (best set-up of each file):")
+        print("\n".join(bars(report, args.objective)))
+        front = report.pareto(args.objective)
+        print("Pareto front (nothing is both faster and better): "
+              + ", ".join(Path(m.candidate.settings.model_path).name for m in front))
+    best = ranked[0]
+    print(f"\nBest: {Path(best.candidate.settings.model_path).name} "
+          f"{compact(best.candidate.settings, best.candidate.info.n_layer)}"
+          f"{f' t{best.candidate.settings.n_threads}' if best.candidate.settings.n_threads else ''}")
+    return 0

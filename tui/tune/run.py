@@ -1,0 +1,151 @@
+"""Run an auto-tune: load each candidate in a fresh engine, benchmark it briefly, measure each
+model file's perplexity once, stop when the time budget is spent or when asked, keep everything
+measured so far."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from tui.engine.client import EngineClient, EngineError
+from tui.engine.protocol import Loaded
+from tui.engine.settings_steps import compact
+from tui.tune.space import Candidate
+
+BENCH_PROMPT, BENCH_GEN = 128, 32
+
+
+def perplexity_text() -> str:
+    """The text every quant is scored on: the Declaration of Independence and the Gettysburg
+    Address (public domain, ~2,100 tokens: four 512-token chunks)."""
+    return resources.files("tui.tune").joinpath("perplexity_text.txt").read_text(encoding="utf-8")
+
+
+@dataclass
+class Measurement:
+    candidate: Candidate
+    ok: bool
+    error: str = ""
+    failure_kind: str = ""
+    load_seconds: float = 0.0
+    vram_bytes_per_gpu: tuple[int, ...] = ()
+    pp_tokens_per_s: float = 0.0
+    tg_tokens_per_s: float = 0.0
+
+    @property
+    def predicted_vram(self) -> tuple[int, ...]:
+        return tuple(g.total for g in self.candidate.estimate.gpus)
+
+    def label(self) -> str:
+        return f"{Path(self.candidate.settings.model_path).name}  {compact(self.candidate.settings, self.candidate.info.n_layer)}" + (
+            f" t{self.candidate.settings.n_threads}" if self.candidate.settings.n_threads else "")
+
+
+@dataclass
+class TuneReport:
+    measured: list[Measurement] = field(default_factory=list)
+    untried: list[Candidate] = field(default_factory=list)
+    perplexity: dict[str, float] = field(default_factory=dict)
+    """Perplexity per model file."""
+    stopped: str = ""
+    """Why the tune ended before trying everything ("time budget", "stopped"), or ""."""
+    seconds: float = 0.0
+
+    def ranked(self, objective: str = "tg") -> list[Measurement]:
+        key = (lambda m: m.tg_tokens_per_s) if objective == "tg" else (lambda m: m.pp_tokens_per_s)
+        return sorted((m for m in self.measured if m.ok), key=key, reverse=True)
+
+    @property
+    def loads(self) -> int:
+        return len(self.measured)
+
+    @property
+    def out_of_memory(self) -> int:
+        return sum(1 for m in self.measured if m.failure_kind in ("oom_device", "oom_host"))
+
+    def best_per_file(self, objective: str = "tg") -> dict[str, Measurement]:
+        best: dict[str, Measurement] = {}
+        for m in self.ranked(objective):
+            best.setdefault(m.candidate.settings.model_path, m)
+        return best
+
+    def pareto(self, objective: str = "tg") -> list[Measurement]:
+        """Model files not beaten on both speed and perplexity by another."""
+        best = self.best_per_file(objective)
+        speed = (lambda m: m.tg_tokens_per_s) if objective == "tg" else (lambda m: m.pp_tokens_per_s)
+        front = []
+        for path, m in best.items():
+            ppl = self.perplexity.get(path, float("inf"))
+            dominated = any(speed(o) >= speed(m) and self.perplexity.get(p, float("inf")) <= ppl
+                            and (speed(o) > speed(m) or self.perplexity.get(p, float("inf")) < ppl)
+                            for p, o in best.items() if p != path)
+            if not dominated:
+                front.append(m)
+        return sorted(front, key=speed, reverse=True)
+
+
+async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyncio.Event,
+                   on_progress: Callable[[str, Measurement | None, TuneReport], None] = lambda *a: None,
+                   quality: bool = False, client_factory: Callable[[], EngineClient] = EngineClient,
+                   extra: Callable[[TuneReport], list[Candidate]] | None = None) -> TuneReport:
+    """Measure `candidates` in order. `extra(report)` may add candidates once the list is done
+    (thread counts around the best); it is asked once."""
+    report = TuneReport()
+    started = time.monotonic()
+    queue = list(candidates)
+    asked_extra = False
+    client = client_factory()
+    try:
+        while True:
+            if not queue and extra is not None and not asked_extra:
+                asked_extra = True
+                queue = extra(report)
+            if not queue:
+                break
+            if stop.is_set():
+                report.stopped = "stopped"
+                break
+            if time.monotonic() - started > time_budget_s:
+                report.stopped = "time budget"
+                break
+            c = queue.pop(0)
+            on_progress(f"loading {Path(c.settings.model_path).name} {compact(c.settings, c.info.n_layer)}", None, report)
+            m = await _measure(client, c, stop)
+            report.measured.append(m)
+            if m.ok and quality and c.settings.model_path not in report.perplexity and not stop.is_set():
+                on_progress(f"perplexity of {Path(c.settings.model_path).name}", m, report)
+                try:
+                    report.perplexity[c.settings.model_path] = (
+                        await client.perplexity(perplexity_text())).perplexity
+                except EngineError as exc:
+                    m.error = f"perplexity failed: {exc}"
+            on_progress("measured", m, report)
+        report.untried = queue
+    finally:
+        await client.close()
+        report.seconds = time.monotonic() - started
+    return report
+
+
+async def _measure(client: EngineClient, c: Candidate, stop: asyncio.Event) -> Measurement:
+    result = await client.load(c.settings)
+    if not isinstance(result, Loaded):
+        return Measurement(c, ok=False, error=result.message, failure_kind=result.kind)
+    facts = result.facts
+    m = Measurement(c, ok=True, load_seconds=facts.load_seconds,
+                    vram_bytes_per_gpu=tuple(facts.vram_bytes_per_gpu))
+    if stop.is_set():
+        m.ok, m.error = False, "stopped"
+        return m
+    try:
+        bench = await client.bench(BENCH_PROMPT, BENCH_GEN, 1)
+    except EngineError as exc:
+        m.ok, m.error = False, str(exc)
+        return m
+    m.pp_tokens_per_s = max(bench.pp_tokens_per_s, default=0.0)
+    m.tg_tokens_per_s = max(bench.tg_tokens_per_s, default=0.0)
+    return m

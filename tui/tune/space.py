@@ -1,0 +1,83 @@
+"""The configurations an auto-tune may try, pruned by the estimator before anything is loaded.
+
+For a given model file, KV type, flash-attention mode and n_ubatch, generation speed rises with
+every layer moved to the GPU, so the only layer count worth measuring is the most that fits (the
+estimator's answer, with a margin). Thread counts matter only while some layers run on the CPU.
+A configuration predicted not to fit is never loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+
+from tui.engine.settings import LoadSettings
+from tui.fit.estimate import Calibration, MemoryEstimate, estimate
+from tui.fit.search import fit_layers
+from tui.models.model_info import ModelInfo
+
+KV_CHOICES = ("f16", "q8_0", "q4_0")
+FLASH_CHOICES = ("on", "off")
+UBATCH_CHOICES = (512, 256)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    settings: LoadSettings
+    info: ModelInfo
+    estimate: MemoryEstimate
+
+    @property
+    def all_on_gpu(self) -> bool:
+        return self.estimate.n_gpu_layers >= self.info.n_layer + 1
+
+
+def valid(kv: str, flash: str) -> bool:
+    """llama.cpp needs flash attention for a quantized V cache."""
+    return kv == "f16" or flash == "on"
+
+
+def thread_choices() -> tuple[int, ...]:
+    cores = psutil.cpu_count(logical=False) or 1
+    return tuple(sorted({cores, max(1, cores // 2), max(1, cores - 1)}, reverse=True))
+
+
+def tune_candidates(infos: list[ModelInfo], base: LoadSettings,
+                    calibrate: Callable[[ModelInfo, LoadSettings], Calibration],
+                    gpu_budgets: tuple[int | None, ...], gpu_overheads: tuple[int, ...],
+                    margin: int, host_budget: int | None,
+                    kv_choices=KV_CHOICES, flash_choices=FLASH_CHOICES,
+                    ubatch_choices=UBATCH_CHOICES) -> tuple[list[Candidate], list[str]]:
+    """The candidates worth measuring, most promising first, and what was pruned and why."""
+    out: list[Candidate] = []
+    pruned: list[str] = []
+    for info in infos:
+        for kv in kv_choices:
+            for flash in flash_choices:
+                if not valid(kv, flash):
+                    continue
+                for ub in ubatch_choices:
+                    s = base.with_changes(model_path=info.path, type_k=kv, type_v=kv,
+                                          flash_attn=flash, n_ubatch=ub,
+                                          n_batch=max(base.n_batch, ub), n_threads=None)
+                    cal = calibrate(info, s)
+                    result = fit_layers(info, s, cal, gpu_budgets, gpu_overheads, margin, host_budget)
+                    name = info.path.rsplit("/", 1)[-1]
+                    if not result.host_fits or (gpu_budgets and not result.gpu_fits):
+                        pruned.append(f"{name} KV {kv} fa {flash} ub {ub}: does not fit even "
+                                      "with 0 layers on the GPU")
+                        continue
+                    out.append(Candidate(result.settings, info, result.estimate))
+    # most layers on the GPU first, then the smaller KV cache (more room), then bigger ubatch
+    out.sort(key=lambda c: (-c.estimate.n_gpu_layers, KV_CHOICES.index(c.settings.type_k)
+                            if c.settings.type_k in KV_CHOICES else 9, -c.settings.n_ubatch))
+    return out, pruned
+
+
+def with_threads(c: Candidate, threads: int, calibration: Calibration,
+                 gpu_budgets, gpu_overheads, host_budget) -> Candidate:
+    s = c.settings.with_changes(n_threads=threads)
+    return Candidate(s, c.info, estimate(c.info, s, calibration, gpu_budgets, gpu_overheads,
+                                         host_budget=host_budget))
