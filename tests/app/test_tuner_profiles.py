@@ -182,3 +182,28 @@ async def test_palette_loads_a_profile(tmp_path, demo_model):
         await pilot.press("enter")
         await until(pilot, lambda: app.engine_status.phase is Phase.READY)
         assert app.current_settings.n_ctx == 768
+
+
+async def test_auto_tune_shows_progress_stops_on_esc_and_applies_the_best(tmp_path, demo_model):
+    from tui.screens.tune import TuneScreen
+
+    store = ProfileStore(tmp_path / "profiles")
+    app = app_for(store, LoadSettings(model_path=str(demo_model), n_ctx=512))
+    app.use_dry_run = False
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.engine_status.phase is Phase.READY)
+        await pilot.press("f4")
+        await until(pilot, lambda: app.screen.info is not None)
+        await pilot.press("T")
+        await until(pilot, lambda: isinstance(app.screen, TuneScreen))
+        tune = app.screen
+        await until(pilot, lambda: len(tune.rows) >= 2, timeout=120)
+        await pilot.press("escape")  # stop: what was measured stays
+        await until(pilot, lambda: tune.done, timeout=60)
+        assert tune.report.stopped == "stopped" and tune.report.untried
+        assert tune.report.out_of_memory == 0
+        best = tune.rows[0]
+        assert best.tg_tokens_per_s == max(m.tg_tokens_per_s for m in tune.rows)
+        await pilot.press("a")
+        await until(pilot, lambda: app.current_settings == best.candidate.settings
+                    and app.engine_status.phase is Phase.READY, timeout=60)

@@ -31,6 +31,7 @@ from tui.screens.open_model import OpenModelScreen
 from tui.screens.profiles import ProfilesScreen
 from tui.screens.status_binding import follow_app_status
 from tui.screens.tried import TriedScreen
+from tui.screens.tune import TuneScreen
 from tui.units import format_bytes, format_params
 from tui.widgets.memory_bars import MemoryBars
 from tui.widgets.model_list import ModelEntry, ModelList
@@ -84,6 +85,7 @@ class TunerScreen(Screen):
         Binding("s", "save_profile", "Save", id="tuner.save"),
         Binding("p", "profiles", "Profiles", id="tuner.profiles"),
         Binding("t", "tried", "Tried", id="tuner.tried"),
+        Binding("T", "auto_tune", "Auto-tune", show=False, id="tuner.tune"),
         Binding("k", "kv_type", "Cycle KV type", show=False, id="tuner.kv"),
         Binding("x", "flash_attn", "Flash attention", show=False, id="tuner.flash"),
         Binding("right_square_bracket", "context(1)", "Context ×2", show=False, id="tuner.ctx-up"),
@@ -475,6 +477,23 @@ class TunerScreen(Screen):
             if name:
                 self.app.open_profile(name)
         self.app.push_screen(ProfilesScreen(self.app.profile_store), chosen)
+
+    def action_auto_tune(self) -> None:
+        """Measure what fits (T): the app's engine loads each candidate, then the chosen one."""
+        if self.info is None or self.draft is None:
+            self.notify("Pick a model first.", severity="warning")
+            return
+        budgets, overheads, host = self._budgets()
+        before = self.app.last_working
+
+        def chosen(settings: LoadSettings | None) -> None:
+            target = settings or before
+            if target is not None:
+                self.set_draft(target)
+                self.app.load_model(target)
+
+        self.app.push_screen(TuneScreen(self.info, self.draft, budgets, overheads, host,
+                                        use_dry_run=self.app.use_dry_run), chosen)
 
     def action_tried(self) -> None:
         def chosen(picked: tuple[str, TriedConfig] | None) -> None:

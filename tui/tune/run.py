@@ -91,9 +91,11 @@ class TuneReport:
 async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyncio.Event,
                    on_progress: Callable[[str, Measurement | None, TuneReport], None] = lambda *a: None,
                    quality: bool = False, client_factory: Callable[[], EngineClient] = EngineClient,
-                   extra: Callable[[TuneReport], list[Candidate]] | None = None) -> TuneReport:
+                   extra: Callable[[TuneReport], list[Candidate]] | None = None,
+                   close_client: bool = True) -> TuneReport:
     """Measure `candidates` in order. `extra(report)` may add candidates once the list is done
-    (thread counts around the best); it is asked once."""
+    (thread counts around the best); it is asked once. `close_client=False` leaves the engine
+    running (the app's own engine, which then loads the chosen set-up)."""
     report = TuneReport()
     started = time.monotonic()
     queue = list(candidates)
@@ -126,7 +128,8 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
             on_progress("measured", m, report)
         report.untried = queue
     finally:
-        await client.close()
+        if close_client:
+            await client.close()
         report.seconds = time.monotonic() - started
     return report
 

@@ -1,0 +1,147 @@
+"""The Tuner's auto-tune (T): measure the candidates the estimator allows for the chosen model,
+with progress, the current candidate and the best so far; Esc stops and keeps what was measured."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Label, ProgressBar
+
+from tui.engine.settings import LoadSettings
+from tui.engine.settings_steps import compact
+from tui.fit.calibration import calibrate
+from tui.models.model_info import ModelInfo
+from tui.tune.run import Measurement, TuneReport, run_tune
+from tui.tune.space import thread_choices, tune_candidates, with_threads
+from tui.units import format_bytes
+
+MARGIN = 256 * 1024**2
+
+
+class TuneScreen(ModalScreen[LoadSettings | None]):
+    """Dismisses with the settings to apply (the best, or the highlighted row), or None."""
+
+    BINDINGS = [
+        Binding("escape", "stop_or_close", "Stop / close"),
+        Binding("a", "apply", "Apply highlighted"),
+        Binding("w", "save", "Save highlighted"),
+    ]
+
+    def __init__(self, info: ModelInfo, base: LoadSettings, budgets, overheads, host: int | None,
+                 time_budget_s: float = 300.0, use_dry_run: bool = True) -> None:
+        super().__init__()
+        self.info, self.base = info, base
+        self.budgets, self.overheads, self.host = budgets, overheads, host
+        self.time_budget_s, self.use_dry_run = time_budget_s, use_dry_run
+        self.stop = asyncio.Event()
+        self.report: TuneReport | None = None
+        self.rows: list[Measurement] = []
+        self.done = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="table-box"):
+            yield Label("", id="tune-title")
+            yield ProgressBar(total=1, show_eta=False, id="tune-progress")
+            yield Label("", id="tune-current")
+            yield Label("", id="tune-best")
+            yield DataTable(cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("tg tok/s", "pp tok/s", "ngl ctx KV fa ub", "threads",
+                                              "VRAM measured", "predicted")
+        self.query_one("#tune-title", Label).update(
+            f"Auto-tune {self.info.path.rsplit('/', 1)[-1]}: fastest generation that fits "
+            f"{', '.join(format_bytes(b) for b in self.budgets if b) or 'the CPU'} "
+            f"({format_bytes(MARGIN)} spare), context {self.base.n_ctx:,}. Esc stops.")
+        self.tune()
+
+    @work(exclusive=True, group="tune", exit_on_error=False)
+    async def tune(self) -> None:
+        current = self.query_one("#tune-current", Label)
+        current.update("Asking the estimator which set-ups fit…")
+        candidates, pruned = await asyncio.to_thread(
+            tune_candidates, [self.info], self.base,
+            lambda info, s: calibrate(info, s, self.use_dry_run), self.budgets, self.overheads,
+            MARGIN, self.host)
+        bar = self.query_one("#tune-progress", ProgressBar)
+        bar.update(total=max(1, len(candidates)), progress=0)
+        if not candidates:
+            current.update("Nothing fits, even with no layers on the GPU: " + "; ".join(pruned[:2]))
+            self.done = True
+            return
+
+        def more_threads(report: TuneReport) -> list:
+            ranked = report.ranked()
+            if not ranked or ranked[0].candidate.all_on_gpu:
+                return []
+            best = ranked[0].candidate
+            cal = calibrate(best.info, best.settings, self.use_dry_run)
+            extra = [with_threads(best, t, cal, self.budgets, self.overheads, self.host)
+                     for t in thread_choices()]
+            bar.update(total=len(candidates) + len(extra))
+            return extra
+
+        def progress(what: str, m: Measurement | None, report: TuneReport) -> None:
+            if what == "measured" and m is not None:
+                bar.advance(1)
+                self._show(report)
+            else:
+                current.update(what + "…")
+
+        self.report = await run_tune(candidates, self.time_budget_s, self.stop, progress,
+                                     client_factory=lambda: self.app.engine, extra=more_threads,
+                                     close_client=False)
+        self.done = True
+        self._show(self.report)
+        ended = f" (ended early: {self.report.stopped})" if self.report.stopped else ""
+        current.update(f"Done: {self.report.loads} loads in {self.report.seconds:.0f} s, "
+                       f"{self.report.out_of_memory} out of memory{ended}. a applies the "
+                       f"highlighted set-up (the best is first), w saves it, Esc closes.")
+
+    def _show(self, report: TuneReport) -> None:
+        self.rows = report.ranked()
+        table = self.query_one(DataTable)
+        table.clear()
+        for m in self.rows:
+            s = m.candidate.settings
+            table.add_row(f"{m.tg_tokens_per_s:.1f}", f"{m.pp_tokens_per_s:.1f}",
+                          compact(s, self.info.n_layer), str(s.n_threads or "auto"),
+                          " + ".join(format_bytes(v) for v in m.vram_bytes_per_gpu) or "-",
+                          " + ".join(format_bytes(v) for v in m.predicted_vram) or "-")
+        if self.rows:
+            b = self.rows[0]
+            self.query_one("#tune-best", Label).update(
+                f"Best so far: {b.tg_tokens_per_s:.1f} tok/s with {compact(b.candidate.settings, self.info.n_layer)}")
+
+    def _highlighted(self) -> LoadSettings | None:
+        if not self.rows:
+            return None
+        row = self.query_one(DataTable).cursor_row
+        return self.rows[min(max(row, 0), len(self.rows) - 1)].candidate.settings
+
+    async def action_stop_or_close(self) -> None:
+        if not self.done:
+            self.stop.set()
+            await self.app.engine.cancel()
+            self.query_one("#tune-current", Label).update("Stopping after this measurement…")
+            return
+        self.dismiss(None)
+
+    def action_apply(self) -> None:
+        if not self.done:
+            self.notify("The tune is still running: Esc stops it first.", severity="warning")
+            return
+        settings = self._highlighted()
+        if settings is not None:
+            self.dismiss(settings)
+
+    def action_save(self) -> None:
+        settings = self._highlighted()
+        if settings is not None and self.done:
+            self.app.screen_stack[-2].action_save_profile(settings)  # the Tuner asks for a name
