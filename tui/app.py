@@ -33,6 +33,7 @@ from tui.monitor.sample import Sample
 from tui.monitor.sampler import SamplerLike
 from tui.models.discovery import Location, default_locations, scan
 from tui.palette import PaneActions, ProfileCommands
+from tui.profiles.portable import machine_mismatch, machine_record
 from tui.profiles.relink import find_moved_model
 from tui.profiles.schema import Profile, ProfileError
 from tui.profiles.store import ProfileStore
@@ -316,8 +317,8 @@ class VramdeckApp(App):
         rows = [r for r in self.tried if r.settings == settings]
         if rows:
             row = next((r for r in reversed(rows) if r.tg_tokens_per_s is not None), rows[-1])
-            results = {"gpus": list(row.gpu_names), "date": date.today().isoformat(),
-                       "llama_cpp_version": self.engine_status.llama_cpp_version,
+            results = {**machine_record(self.sample, self.engine_status.llama_cpp_version),
+                       "date": date.today().isoformat(),
                        "vram_bytes_per_gpu": list(row.measured_vram),
                        "load_seconds": round(row.load_seconds, 3)}
             if row.tg_tokens_per_s is not None:
@@ -341,6 +342,9 @@ class VramdeckApp(App):
             self.relink_profile(profile)
 
     def _use_profile(self, profile: Profile) -> None:
+        elsewhere = machine_mismatch(profile, self.sample)
+        if elsewhere:
+            self.notify(elsewhere, severity="warning", timeout=20)
         if self.app_settings.last_profile != profile.name:
             self.app_settings.last_profile = profile.name
             self.save_app_settings()

@@ -207,3 +207,22 @@ async def test_auto_tune_shows_progress_stops_on_esc_and_applies_the_best(tmp_pa
         await pilot.press("a")
         await until(pilot, lambda: app.current_settings == best.candidate.settings
                     and app.engine_status.phase is Phase.READY, timeout=60)
+
+
+async def test_a_setting_llama_cpp_would_refuse_is_caught_before_loading(tmp_path, demo_model):
+    """Quantized V cache with flash attention off: the Tuner says so and does not reload."""
+    store = ProfileStore(tmp_path / "profiles")
+    app = app_for(store, LoadSettings(model_path=str(demo_model), n_ctx=512, flash_attn="off"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine_status.phase is Phase.READY)
+        pid = app.engine.pid
+        await pilot.press("f4")
+        await until(pilot, lambda: app.screen.info is not None)
+        await pilot.press("down", "down", "down", "right")  # KV type V: f16 -> q8_0
+        checks = app.screen.query_one("#checks")
+        assert checks.display and "needs flash attention" in str(checks.render())
+        notes = []
+        app.notify = lambda message, **kw: notes.append(message)
+        await pilot.press("a")
+        await pilot.pause(0.5)
+        assert app.engine.pid == pid and any("Not applied" in n for n in notes)

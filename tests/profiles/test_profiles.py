@@ -176,3 +176,41 @@ def test_profile_start_up_uses_its_settings(tmp_path, monkeypatch, demo_model):
     bad = subprocess.run([sys.executable, "-m", "tui", "--profile", "nope"], capture_output=True,
                          text=True, env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
     assert bad.returncode == 1 and "no profile named 'nope'" in bad.stderr
+
+
+def test_llama_swap_and_ollama_exports_use_their_own_keys():
+    """Checked against what they accept: llama-swap's config (models: NAME: cmd, ${PORT} macro,
+    ttl) and Ollama's Modelfile (FROM, PARAMETER num_ctx / num_gpu / temperature ..., SYSTEM)."""
+    p = parse_profile(GOOD, "/cfg/p.toml", "p")
+    swap = export(p, "llama-swap")
+    lines = swap.splitlines()
+    assert lines[0] == "models:" and lines[1] == '  "p":' and lines[2] == "    cmd: |"
+    assert "llama-server --port ${PORT} -m /models/llama-70b.gguf -ngl 40" in lines[3]
+    assert "-ctk q8_0" in lines[3] and lines[4] == "    ttl: 600"
+    modelfile = export(p, "ollama").splitlines()
+    assert "FROM /models/llama-70b.gguf" in modelfile
+    for line in ("PARAMETER num_ctx 8192", "PARAMETER num_gpu 40", "PARAMETER temperature 0.2",
+                 'SYSTEM """Be brief."""'):
+        assert line in modelfile
+    allowed = {"FROM", "PARAMETER", "SYSTEM", "#"}
+    assert all(line.split(" ", 1)[0] in allowed for line in modelfile if line)
+    ollama_params = {"num_ctx", "num_batch", "num_gpu", "num_thread", "temperature", "top_p",
+                     "top_k", "min_p", "repeat_penalty", "repeat_last_n", "num_predict", "seed",
+                     "stop"}
+    assert {line.split()[1] for line in modelfile if line.startswith("PARAMETER")} <= ollama_params
+
+
+def test_a_profile_from_another_machine_says_so():
+    from tui.monitor.fake import FakeGpu, FakeNvml, FakeSampler
+    from tui.profiles.portable import machine_mismatch, machine_record
+
+    here = FakeSampler(FakeNvml([FakeGpu(name="NVIDIA H100 80GB HBM3", total=80 * 2**30)])).sample(None, None)
+    p = parse_profile(GOOD, "/cfg/p.toml", "p")
+    p.results = machine_record(here, "0.3.36")
+    assert machine_mismatch(p, here) == ""
+    there = FakeSampler(FakeNvml([FakeGpu(), FakeGpu()])).sample(None, None)  # two RTX 3090s
+    message = machine_mismatch(p, there)
+    assert "NVIDIA H100 80GB HBM3 (80 GiB)" in message and "RTX 3090 (24 GiB) + " in message
+    assert "f fits it" in message
+    p.results = {}
+    assert machine_mismatch(p, there) == ""  # nothing recorded: nothing to compare

@@ -1,11 +1,11 @@
-"""`vramdeck profiles list|show NAME|export NAME --as llama-server|llama-cli|python`."""
+"""`vramdeck profiles list|show NAME|export NAME --as llama-server|llama-cli|python|llama-swap|ollama`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from tui.profiles.export import export
+from tui.profiles.export import KINDS, export
 from tui.profiles.schema import ProfileError, profile_to_toml
 from tui.profiles.store import ProfileStore
 
@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("list", "show", "export"))
     p.add_argument("name", nargs="?")
     p.add_argument("--as", dest="kind", default="llama-server",
-                   choices=("llama-server", "llama-cli", "python"))
+                   choices=KINDS)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -54,4 +54,54 @@ def export(p: Profile, kind: str) -> str:
                 f"    type_v={GGML_TYPE_IDS[s.type_v]},  # {s.type_v}\n"
                 f"    offload_kqv={s.offload_kqv},\n    use_mmap={s.use_mmap},\n"
                 f"    use_mlock={s.use_mlock},\n)\n")
-    raise ValueError(f"unknown export kind {kind!r} (llama-server, llama-cli or python)")
+    if kind == "llama-swap":
+        return llama_swap(p)
+    if kind == "ollama":
+        return ollama_modelfile(p)
+    raise ValueError(f"unknown export kind {kind!r} ({', '.join(KINDS)})")
+
+
+KINDS = ("llama-server", "llama-cli", "python", "llama-swap", "ollama")
+
+
+def llama_swap(p: Profile) -> str:
+    """An entry for llama-swap's config.yaml: it starts llama-server on ${PORT} when asked for
+    this model by name."""
+    cmd = shlex.join(["llama-server", "--port", "PORT_MACRO", *llama_args(p),
+                      "--temp", f"{p.sampling.temperature:g}", "--top-p", f"{p.sampling.top_p:g}",
+                      "--top-k", str(p.sampling.top_k), "--min-p", f"{p.sampling.min_p:g}"])
+    cmd = cmd.replace("PORT_MACRO", "${PORT}")
+    name = p.name.replace('"', "'")
+    return f'models:\n  "{name}":\n    cmd: |\n      {cmd}\n    ttl: 600\n'
+
+
+def ollama_modelfile(p: Profile) -> str:
+    """An Ollama Modelfile (`ollama create NAME -f Modelfile`). Ollama sets the KV-cache type and
+    flash attention for the whole server, so those are comments with the variables to set."""
+    s, x = p.load, p.sampling
+    lines = [f"# vramdeck profile '{p.name}'",
+             f"# KV cache {s.type_k}/{s.type_v}, flash attention {s.flash_attn}: Ollama takes these "
+             f"from its server's environment:",
+             f"#   OLLAMA_KV_CACHE_TYPE={s.type_k} OLLAMA_FLASH_ATTENTION={int(s.flash_attn != 'off')}",
+             f"FROM {s.model_path}",
+             f"PARAMETER num_ctx {s.n_ctx}",
+             f"PARAMETER num_batch {s.n_batch}"]
+    if s.n_gpu_layers != ALL_LAYERS:
+        lines.append(f"PARAMETER num_gpu {s.n_gpu_layers}")
+    else:
+        lines.append("PARAMETER num_gpu 999")
+    if s.n_threads:
+        lines.append(f"PARAMETER num_thread {s.n_threads}")
+    lines += [f"PARAMETER temperature {x.temperature:g}", f"PARAMETER top_p {x.top_p:g}",
+              f"PARAMETER top_k {x.top_k}", f"PARAMETER min_p {x.min_p:g}",
+              f"PARAMETER repeat_penalty {x.repeat_penalty:g}",
+              f"PARAMETER repeat_last_n {x.repeat_last_n}", f"PARAMETER num_predict {x.max_tokens}"]
+    if x.seed >= 0:
+        lines.append(f"PARAMETER seed {x.seed}")
+    lines += [f'PARAMETER stop "{stop}"' for stop in x.stop]
+    if p.system_prompt:
+        lines.append(f'SYSTEM """{p.system_prompt}"""')
+    if s.use_mlock or not s.use_mmap:  # not Modelfile parameters in current Ollama
+        lines.insert(3, f"#   (mlock {'on' if s.use_mlock else 'off'}, mmap {'on' if s.use_mmap else 'off'}: "
+                        "not settable per model in Ollama)")
+    return "\n".join(lines) + "\n"

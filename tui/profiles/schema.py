@@ -26,8 +26,8 @@ from tui.engine.settings import LoadSettings, SamplingSettings, SettingsError
 SCHEMA_VERSION = 1
 _TOP = {"schema", "notes", "system_prompt", "model", "load", "sampling", "results"}
 _MODEL = {"path", "size_bytes", "fingerprint"}
-_RESULTS = {"gpus", "date", "llama_cpp_version", "pp_tokens_per_s", "tg_tokens_per_s",
-            "vram_bytes_per_gpu", "load_seconds"}
+_RESULTS = {"gpus", "gpu_memory_bytes", "driver", "date", "llama_cpp_version", "pp_tokens_per_s",
+            "tg_tokens_per_s", "vram_bytes_per_gpu", "load_seconds"}
 
 
 class ProfileError(ValueError):

@@ -18,6 +18,7 @@ from tui.engine.settings_steps import fields_for, step
 from tui.engine.status import EngineStatus, Phase
 from tui.fit.badge import fit_badge
 from tui.fit.calibration import calibrate
+from tui.fit.checks import Check, preload_checks, this_machine
 from tui.fit.estimate import Calibration, MemoryEstimate, estimate, formula_calibration
 from tui.fit.overhead import DEFAULT_GPU_OVERHEAD
 from tui.fit.search import fit_layers
@@ -112,6 +113,7 @@ class TunerScreen(Screen):
                 yield ModelList(id="models")
                 yield SettingsTable()
             yield MemoryBars()
+            yield Static("", id="checks")
             yield Static("", id="model-path")
             yield ProgressBar(total=1.0, show_eta=False, id="load-progress")
             yield Static("", id="result")
@@ -278,7 +280,21 @@ class TunerScreen(Screen):
             return self.calibration
         return formula_calibration(self.info, self.draft)
 
+    def _checks(self) -> list[Check]:
+        if self.info is None or self.draft is None:
+            return []
+        machine = this_machine(self._n_gpus(), self.app.engine_status.gpu_offload)
+        return preload_checks(self.info, self.draft, machine)
+
+    def show_checks(self) -> None:
+        checks = self._checks()
+        widget = self.query_one("#checks", Static)
+        widget.display = bool(checks)
+        widget.update("\n".join(("✗ " if c.level == "error" else "⚠ ") + c.message for c in checks))
+        widget.set_class(any(c.level == "error" for c in checks), "error")
+
     def show_estimate(self, precise: bool) -> None:
+        self.show_checks()
         calibration = self._calibration()
         if calibration is None:
             return
@@ -407,6 +423,10 @@ class TunerScreen(Screen):
     def action_apply(self) -> None:
         if self.draft is None:
             self.notify("Pick a model first (m, or o for a path).", severity="warning")
+            return
+        errors = [c.message for c in self._checks() if c.level == "error"]
+        if errors:  # llama.cpp would refuse: say why now instead of after a failed load
+            self.notify("Not applied: " + " ".join(errors), severity="error", timeout=15)
             return
         self.app.load_model(self.draft, self._predicted())
 

@@ -1,0 +1,43 @@
+"""A profile records the machine it was measured on; loading it on another one says so."""
+
+from __future__ import annotations
+
+from tui.monitor.sample import Sample
+from tui.profiles.schema import Profile
+from tui.units import format_bytes
+
+
+def machine_record(sample: Sample | None, llama_cpp_version: str) -> dict:
+    gpus = sample.gpus if sample else ()
+    return {"gpus": [g.name for g in gpus],
+            "gpu_memory_bytes": [g.memory_total_bytes or 0 for g in gpus],
+            "driver": (sample.driver_version if sample else None) or "",
+            "llama_cpp_version": llama_cpp_version}
+
+
+def _describe(names: list, memory: list) -> str:
+    if not names:
+        return "no NVIDIA GPU"
+    parts = []
+    for i, name in enumerate(names):
+        size = memory[i] if i < len(memory) else 0
+        parts.append(f"{name}" + (f" ({format_bytes(size, 0)})" if size else ""))
+    return " + ".join(parts)
+
+
+def machine_mismatch(profile: Profile, sample: Sample | None) -> str:
+    """A sentence when the profile was measured on other GPUs than this machine has, else ""."""
+    r = profile.results
+    if not r or "gpus" not in r or not isinstance(r.get("gpus"), list):
+        return ""
+    then_names = [str(x) for x in r["gpus"]]
+    then_memory = [int(x) for x in r.get("gpu_memory_bytes", []) if isinstance(x, int)]
+    now = sample.gpus if sample else ()
+    now_names = [g.name for g in now]
+    now_memory = [g.memory_total_bytes or 0 for g in now]
+    same_memory = not then_memory or then_memory == now_memory
+    if then_names == now_names and same_memory:
+        return ""
+    return (f"Profile '{profile.name}' was measured on {_describe(then_names, then_memory)}; this "
+            f"machine has {_describe(now_names, now_memory)}. Its layer count may not fit here: "
+            "in the Tuner (F4), f fits it to this machine.")
