@@ -87,6 +87,8 @@ class VramdeckApp(App):
     """Prompt speed of the request being answered now (0 when none is)."""
     live_tokens_per_s: var[float] = var(0.0)
     """Generation speed of the reply streaming now (0 when none is)."""
+    prompt_progress: var[tuple[int, int, float] | None] = var(None)
+    """(tokens done, tokens in all, tok/s) while a long prompt is read; None otherwise."""
     last_stats: var[ChatStats | None] = var(None)
     """Figures of the last finished reply."""
     current_settings: var[LoadSettings | None] = var(None)
@@ -118,6 +120,8 @@ class VramdeckApp(App):
         self._settings_problems = list(settings_problems or [])
         self.model_locations = model_locations
         """Where the Tuner looks for models (None: the usual places, see models/discovery.py)."""
+        self.depth_results: list[tuple[int, float]] = []
+        """The last speed-against-context benchmark: (depth, tg tok/s)."""
         self.tried: list[TriedConfig] = []
         """Configurations applied (and benchmarked) this session, for the Tuner's table."""
         self.last_prediction: tuple[LoadSettings, tuple[int, ...]] | None = None

@@ -182,3 +182,44 @@ async def test_engine_log_is_captured(engine):
     text = "\n".join(engine.log)
     assert "llama_model_loader" in text or "print_info" in text
     assert "n_ctx" in text
+
+
+async def test_a_long_prompt_reports_its_progress(demo_model):
+    """With n_batch 64, a ~700-token prompt is read in chunks; each chunk says how far it got."""
+    from tui.engine.protocol import PromptProgress
+    from tui.widgets.status_bar import prompt_progress_text
+
+    client = EngineClient()
+    try:
+        await client.load(LoadSettings(model_path=str(demo_model), n_ctx=2048, n_batch=64,
+                                       n_ubatch=64))
+        text = " ".join(f"item {i} is on shelf {i % 7};" for i in range(120))
+        progress, processed = [], None
+        async for event in client.chat([SYSTEM, {"role": "user", "content": text}],
+                                       SamplingSettings(temperature=0, max_tokens=4)):
+            if isinstance(event, PromptProgress):
+                progress.append(event)
+            elif isinstance(event, PromptProcessed):
+                processed = event
+    finally:
+        await client.close()
+    assert len(progress) >= 8
+    assert [p.done for p in progress] == sorted(p.done for p in progress)
+    assert all(p.total == processed.prompt_tokens and p.done % 64 == 0 for p in progress)
+    assert all(p.tokens_per_s > 0 for p in progress)
+    line = prompt_progress_text(progress[0].done, progress[0].total, 100.0)
+    assert line.startswith(f"reading the prompt: 64 of {progress[0].total:,} tokens (")
+    assert "s left" in line
+
+
+async def test_generation_speed_against_context_depth(demo_model):
+    """tg at 0 and 1,024 tokens of filled context; a depth beyond the context is left out."""
+    client = EngineClient()
+    try:
+        await client.load(LoadSettings(model_path=str(demo_model), n_ctx=2048))
+        result = await client.bench(0, 16, 1, (0, 1024, 4096))
+    finally:
+        await client.close()
+    depths = [d for d, _ in result.depth_tg]
+    assert depths == [0, 1024]
+    assert all(tg > 0 for _, tg in result.depth_tg)

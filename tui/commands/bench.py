@@ -23,13 +23,22 @@ def summary(runs: tuple[float, ...]) -> dict:
             "runs": list(runs)}
 
 
-async def run_bench(settings: LoadSettings, n_prompt: int, n_gen: int, repetitions: int) -> dict:
+def depth_lines(depth_tg, width: int = 24) -> list[str]:
+    """tg against context depth as a terminal bar chart."""
+    top = max((tg for _, tg in depth_tg), default=0) or 1
+    return [f"  depth {d:>8,} | {'█' * max(1, round(tg / top * width)):<{width}} {tg:8.1f} tok/s"
+            for d, tg in depth_tg]
+
+
+async def run_bench(settings: LoadSettings, n_prompt: int, n_gen: int, repetitions: int,
+                    depths: tuple[int, ...] = ()) -> dict:
     client = EngineClient()
     try:
         result = await client.load(settings)
         if not isinstance(result, Loaded):
             return {"error": result.message, "kind": result.kind, "log_tail": list(result.log_tail)}
         bench = await client.bench(n_prompt, n_gen, repetitions)
+        depth_tg = (await client.bench(n_prompt, n_gen, 1, depths)).depth_tg if depths else ()
         gpus, _ = NvmlSource().read()
         remember_from_load(result.facts.vram_bytes_per_gpu, result.facts.buffers, [g.name for g in gpus])
         return {
@@ -41,6 +50,7 @@ async def run_bench(settings: LoadSettings, n_prompt: int, n_gen: int, repetitio
             "warning": cpu_only_warning(client.hello.gpu_offload if client.hello else None, len(gpus)),
             f"pp{n_prompt}": summary(bench.pp_tokens_per_s),
             f"tg{n_gen}": summary(bench.tg_tokens_per_s),
+            "tg_by_depth": [{"depth": d, "tg_tokens_per_s": tg} for d, tg in depth_tg],
         }
     finally:
         await client.close()
@@ -70,18 +80,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-prompt", type=int, default=512)
     p.add_argument("--n-gen", type=int, default=128)
     p.add_argument("--repetitions", "-r", type=int, default=5)
+    p.add_argument("--depths", help="also generation speed with this much context filled, e.g. "
+                                    "0,4096,16384 (the context grows to hold the largest)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def main(args: argparse.Namespace) -> int:
-    settings = LoadSettings(model_path=args.model, n_gpu_layers=args.n_gpu_layers, n_ctx=args.ctx,
+    try:
+        depths = tuple(int(x) for x in args.depths.split(",")) if args.depths else ()
+    except ValueError:
+        print(f"vramdeck bench: --depths takes token counts like 0,4096,16384, not {args.depths!r}",
+              file=sys.stderr)
+        return 2
+    ctx = max([args.ctx] + [d + args.n_gen + 16 for d in depths])
+    settings = LoadSettings(model_path=args.model, n_gpu_layers=args.n_gpu_layers, n_ctx=ctx,
                             type_k=args.kv, type_v=args.kv, flash_attn=args.flash_attn)
     problems = settings.problems()
     if problems:
         for k, v in problems.items():
             print(f"vramdeck bench: {k}: {v}", file=sys.stderr)
         return 2
-    report = asyncio.run(run_bench(settings, args.n_prompt, args.n_gen, args.repetitions))
+    report = asyncio.run(run_bench(settings, args.n_prompt, args.n_gen, args.repetitions, depths))
     if "error" in report:
         if args.json:
             print(json.dumps(report, indent=2))
@@ -93,4 +112,7 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print_table(report, args.n_prompt, args.n_gen)
+        if report["tg_by_depth"]:
+            print(f"tg{args.n_gen} against context depth:")
+            print("\n".join(depth_lines([(r["depth"], r["tg_tokens_per_s"]) for r in report["tg_by_depth"]])))
     return 0

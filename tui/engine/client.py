@@ -23,10 +23,11 @@ from tui.engine.protocol import (BenchCommand, BenchResult, CancelCommand, ChatC
                                  ChatFailed, CommandFailed, EngineCrashed, FailureKind,
                                  Hello, Loaded, LoadCommand, LoadFailed, LoadProgress, LogLine,
                                  Message, PerplexityCommand, PerplexityResult, PromptProcessed,
+                                 PromptProgress,
                                  ShutdownCommand, TextPiece, Unloaded, decode)
 from tui.engine.settings import LoadSettings, SamplingSettings
 
-ChatEvent = PromptProcessed | TextPiece | ChatDone | ChatFailed | EngineCrashed
+ChatEvent = PromptProgress | PromptProcessed | TextPiece | ChatDone | ChatFailed | EngineCrashed
 EngineEvent = Hello | LogLine | LoadProgress | Loaded | LoadFailed | Unloaded | EngineCrashed
 Listener = Callable[[EngineEvent], None]
 
@@ -217,7 +218,7 @@ class EngineClient:
         elif isinstance(message, Unloaded):
             self.loaded = None
             self._notify(message)
-        elif isinstance(message, (PromptProcessed, TextPiece, ChatDone, ChatFailed)):
+        elif isinstance(message, (PromptProgress, PromptProcessed, TextPiece, ChatDone, ChatFailed)):
             queue = self._requests.get(message.request_id)
             if queue is not None:
                 queue.put_nowait(message)
@@ -292,7 +293,7 @@ class EngineClient:
                 event = await queue.get()
                 if isinstance(event, CommandFailed):
                     event = ChatFailed(request_id=request_id, message=event.message)
-                finished = not isinstance(event, (TextPiece, PromptProcessed))
+                finished = not isinstance(event, (TextPiece, PromptProcessed, PromptProgress))
                 yield event
                 if finished:
                     return
@@ -309,10 +310,13 @@ class EngineClient:
         if self._active_chat is not None and self.running:
             await self._send(CancelCommand(request_id=self._active_chat))
 
-    async def bench(self, n_prompt: int = 512, n_gen: int = 128, repetitions: int = 3) -> BenchResult:
-        """pp/tg on the loaded model. Raises EngineError if there is none or the engine dies."""
+    async def bench(self, n_prompt: int = 512, n_gen: int = 128, repetitions: int = 3,
+                    depths: tuple[int, ...] = ()) -> BenchResult:
+        """pp/tg on the loaded model, or tg at each of `depths` tokens of filled context.
+        Raises EngineError if there is no model or the engine dies."""
         return await self._ask(lambda rid: BenchCommand(request_id=rid, n_prompt=n_prompt,
-                                                        n_gen=n_gen, repetitions=repetitions))
+                                                        n_gen=n_gen, repetitions=repetitions,
+                                                        depths=tuple(depths)))
 
     async def perplexity(self, text: str, chunk: int = 512) -> PerplexityResult:
         """Perplexity of the loaded model on `text` (llama-perplexity's way of counting)."""

@@ -104,6 +104,8 @@ class BenchCommand(Message):
     n_prompt: int = 512
     n_gen: int = 128
     repetitions: int = 3
+    depths: tuple[int, ...] = ()
+    """If given: generation speed at each of these context depths instead of pp/tg."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,17 @@ class TextPiece(Message):
 
 
 @dataclass(frozen=True)
+class PromptProgress(Message):
+    """How much of a long prompt is in the KV cache so far (sent after each n_batch chunk)."""
+
+    TYPE: ClassVar[str] = "prompt_progress"
+    request_id: int = 0
+    done: int = 0
+    total: int = 0
+    tokens_per_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class PromptProcessed(Message):
     """The prompt of a request is in the KV cache; generation starts now."""
 
@@ -261,6 +274,8 @@ class BenchResult(Message):
     n_gen: int = 0
     pp_tokens_per_s: tuple[float, ...] = ()
     tg_tokens_per_s: tuple[float, ...] = ()
+    depth_tg: tuple[tuple[int, float], ...] = ()
+    """(depth, tg tok/s) for a depth benchmark."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from textual.widgets import Footer, Markdown, Static
 from tui.chat.conversation import Conversation, Turn
 from tui.chat.store import ConversationLog, stats_dict
 from tui.chat.think import code_blocks
-from tui.engine.protocol import ChatDone, ChatFailed, EngineCrashed, PromptProcessed, TextPiece
+from tui.engine.protocol import (ChatDone, ChatFailed, EngineCrashed, PromptProcessed,
+                                 PromptProgress, TextPiece)
 from tui.engine.status import Phase
 from tui.screens.ask import AskTextScreen, ConfirmScreen
 from tui.screens.conversations import ConversationsScreen
@@ -225,7 +226,10 @@ class ChatScreen(Screen):
                         tokens += event.tokens
                         if now > first_at:
                             self.app.live_tokens_per_s = (tokens - 1) / (now - first_at)
+                    elif isinstance(event, PromptProgress):
+                        self.app.prompt_progress = (event.done, event.total, event.tokens_per_s)
                     elif isinstance(event, PromptProcessed):
+                        self.app.prompt_progress = None
                         self.app.live_prompt_tokens_per_s = event.tokens_per_s
                     elif isinstance(event, ChatDone):
                         turn.stats = event.stats
@@ -244,6 +248,7 @@ class ChatScreen(Screen):
             await stream.stop()
             self.app.live_tokens_per_s = 0.0
             self.app.live_prompt_tokens_per_s = 0.0
+            self.app.prompt_progress = None
         if note:
             turn.partial, turn.note = True, note
         if turn.content:

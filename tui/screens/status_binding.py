@@ -12,3 +12,4 @@ def follow_app_status(screen: Screen) -> None:
     screen.watch(screen.app, "engine_status", lambda value: setattr(bar, "status", value))
     screen.watch(screen.app, "warning", lambda value: setattr(bar, "warning", value))
     screen.watch(screen.app, "context_used", lambda value: setattr(bar, "context_used", value))
+    screen.watch(screen.app, "prompt_progress", lambda value: setattr(bar, "prompt_progress", value))

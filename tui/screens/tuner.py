@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, ProgressBar, Static
 
+from tui.commands.bench import depth_lines
 from tui.engine.client import EngineError
 from tui.engine.settings import ALL_LAYERS, KV_TYPES, LoadSettings
 from tui.engine.settings_steps import fields_for, step
@@ -87,6 +88,7 @@ class TunerScreen(Screen):
         Binding("p", "profiles", "Profiles", id="tuner.profiles"),
         Binding("t", "tried", "Tried", id="tuner.tried"),
         Binding("T", "auto_tune", "Auto-tune", show=False, id="tuner.tune"),
+        Binding("D", "depth_bench", "Speed vs context", show=False, id="tuner.depth"),
         Binding("k", "kv_type", "Cycle KV type", show=False, id="tuner.kv"),
         Binding("x", "flash_attn", "Flash attention", show=False, id="tuner.flash"),
         Binding("right_square_bracket", "context(1)", "Context ×2", show=False, id="tuner.ctx-up"),
@@ -461,6 +463,25 @@ class TunerScreen(Screen):
         self.app.record_bench(pp, tg)
         result.update(f"pp{bench.n_prompt}: {pp:.1f} tok/s   tg{bench.n_gen}: {tg:.1f} tok/s   "
                       f"(median of {len(bench.tg_tokens_per_s)}; t lists every configuration tried)")
+
+    @work(exclusive=True, group="bench", exit_on_error=False)
+    async def action_depth_bench(self) -> None:
+        """Generation speed with 0, 1/8, 1/4, 1/2 and 3/4 of the context filled."""
+        status = self.app.engine_status
+        if status.phase is not Phase.READY or status.facts is None:
+            self.notify("Load a model first (a applies the settings).", severity="warning")
+            return
+        n_ctx = status.facts.n_ctx
+        depths = tuple(sorted({0, n_ctx // 8, n_ctx // 4, n_ctx // 2, n_ctx * 3 // 4}))
+        result = self.query_one("#result", Static)
+        result.update(f"Speed against context: tg32 at depths {', '.join(f'{d:,}' for d in depths)}…")
+        try:
+            bench = await self.app.engine.bench(0, 32, 1, depths)
+        except EngineError as exc:
+            result.update(f"Benchmark failed: {exc}")
+            return
+        self.app.depth_results = list(bench.depth_tg)
+        result.update("tg against context depth:\n" + "\n".join(depth_lines(bench.depth_tg, 16)))
 
     # ------------------------------------------------------------------ profiles
 

@@ -38,10 +38,17 @@ class ModelList(OptionList):
     def on_mount(self) -> None:
         self.border_title = "Models"
 
+    def on_resize(self) -> None:
+        """Entries are cut to the width: cut them again once the width is known or changes."""
+        if getattr(self, "_shown", None) is not None:
+            self.show_entries(*self._shown)
+
     def show_entries(self, entries: list[ModelEntry], current: str | None) -> None:
+        self._shown = (entries, current)
         highlighted = self.highlighted_option.id if self.highlighted_option else current
         self.clear_options()
-        width = max(12, self.scrollable_content_region.width)
+        # one column spare for the scrollbar that a long list adds
+        width = max(12, self.scrollable_content_region.width - 1)
         for e in entries:
             badge = Content.styled(f"{e.badge:<8}", BADGE_STYLE.get(e.badge_kind, ""))
             mark = "▸ " if e.path == current else "  "

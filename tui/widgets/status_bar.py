@@ -12,6 +12,12 @@ _DOT = {Phase.READY: "bold $success", Phase.LOADING: "bold $warning",
         Phase.FAILED: "bold $error", Phase.CRASHED: "bold $error"}
 
 
+def prompt_progress_text(done: int, total: int, tokens_per_s: float) -> str:
+    left = (total - done) / tokens_per_s if tokens_per_s > 0 else 0.0
+    eta = f", about {left:.0f} s left" if tokens_per_s > 0 else ""
+    return f"reading the prompt: {done:,} of {total:,} tokens ({done / total:.0%}){eta}"
+
+
 class StatusBar(Static):
     DEFAULT_CSS = """
     StatusBar { height: auto; max-height: 4; padding: 0 1; background: $panel; }
@@ -20,6 +26,7 @@ class StatusBar(Static):
     status: reactive[EngineStatus] = reactive(EngineStatus, layout=True)
     warning: reactive[str] = reactive("", layout=True)
     context_used: reactive[int] = reactive(0)
+    prompt_progress: reactive[tuple[int, int, float] | None] = reactive(None)
 
     def render(self) -> Content:
         s = self.status
@@ -31,6 +38,8 @@ class StatusBar(Static):
                       f"  ·  ctx {self.context_used:,}/{f.n_ctx:,}"]
             if f.n_ctx and self.context_used > 0.9 * f.n_ctx:
                 parts.append(("  almost full", "bold $warning"))
+            if self.prompt_progress:
+                parts.append(("\n" + prompt_progress_text(*self.prompt_progress), "$accent"))
         elif s.phase is Phase.LOADING:
             parts.append(f"loading model… {s.progress:.0%}")
         elif s.phase in (Phase.FAILED, Phase.CRASHED):

@@ -34,10 +34,16 @@ def _prompt_pass(lm: LoadedModel, tokens: list[int]) -> float:
 
 
 def _gen_pass(lm: LoadedModel, n_gen: int, rng: random.Random, n_vocab: int,
-              cancelled: threading.Event) -> float:
+              cancelled: threading.Event, depth: int = 0) -> float:
+    """Seconds for n_gen single-token steps after `depth` tokens already in the KV cache."""
     ctx = lm.ctx
     _clear(ctx)
     _decode(ctx, [L.llama_vocab_bos(lm.vocab)])
+    n_batch = max(1, int(L.llama_n_batch(ctx)))
+    for i in range(0, depth, n_batch):  # fill the context first (not timed)
+        if cancelled.is_set():
+            break
+        _decode(ctx, [rng.randrange(n_vocab) for _ in range(min(n_batch, depth - i))])
     L.llama_synchronize(ctx)
     start = time.perf_counter()
     for _ in range(n_gen):
@@ -76,3 +82,22 @@ def run_bench(lm: LoadedModel, n_prompt: int, n_gen: int, repetitions: int,
     finally:
         _clear(lm.ctx)
     return pp, tg
+
+
+def run_depth_bench(lm: LoadedModel, depths: list[int], n_gen: int,
+                    cancelled: threading.Event) -> list[tuple[int, float]]:
+    """tg tok/s with each depth of context already filled (like llama-bench -d); depths that do
+    not fit the context are left out."""
+    n_ctx = lm.n_ctx()
+    n_vocab = L.llama_vocab_n_tokens(lm.vocab)
+    rng = random.Random(99)
+    out: list[tuple[int, float]] = []
+    try:
+        _gen_pass(lm, min(n_gen, 8), rng, n_vocab, cancelled)  # warm-up
+        for depth in depths:
+            if cancelled.is_set() or depth + n_gen + 2 > n_ctx:
+                continue
+            out.append((depth, n_gen / _gen_pass(lm, n_gen, rng, n_vocab, cancelled, depth)))
+    finally:
+        _clear(lm.ctx)
+    return out

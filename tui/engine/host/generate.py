@@ -116,7 +116,8 @@ class ChatSession:
 
     def run(self, messages: Sequence[dict[str, str]], sampling: SamplingSettings,
             cancelled: threading.Event, emit: Callable[[str, int], None],
-            prompt_done: Callable[[int, float], None] = lambda n, tps: None) -> ChatStats:
+            prompt_done: Callable[[int, float], None] = lambda n, tps: None,
+            prompt_progress: Callable[[int, int, float], None] = lambda done, total, tps: None) -> ChatStats:
         started = time.perf_counter()
         ctx, vocab = self.lm.ctx, self.lm.vocab
         n_ctx = self.lm.n_ctx()
@@ -127,10 +128,16 @@ class ChatSession:
         reused = self._reuse_prefix(tokens)
         n_batch = max(1, int(L.llama_n_batch(ctx)))
         pending = tokens[reused:]
+        prompt_start = time.perf_counter()
         for i in range(0, len(pending), n_batch):
             if cancelled.is_set():
                 return self._stats(started, None, 0, "cancelled", len(tokens))
             self._decode(pending[i:i + n_batch])
+            done = min(len(pending), i + n_batch)
+            if done < len(pending):  # a long prompt: say how far it is
+                L.llama_synchronize(ctx)
+                elapsed = time.perf_counter() - prompt_start
+                prompt_progress(done, len(pending), done / elapsed if elapsed > 0 else 0.0)
         L.llama_synchronize(ctx)  # llama.cpp adds a decode's time to its counters here
         perf = L.llama_perf_context(ctx)
         prompt_done(len(pending), perf.n_p_eval / (perf.t_p_eval_ms / 1000) if perf.t_p_eval_ms > 0 else 0.0)

@@ -12,7 +12,7 @@ from types import ModuleType
 import psutil
 
 from tui.engine.errors import classify_load_log, describe_failure
-from tui.engine.host.bench import run_bench
+from tui.engine.host.bench import run_bench, run_depth_bench
 from tui.engine.host.channel import Channel
 from tui.engine.host.devices import list_devices
 from tui.engine.host.dry_run import parse_buffers
@@ -22,6 +22,7 @@ from tui.engine.protocol import (BenchCommand, BenchResult, CancelCommand, ChatC
                                  ChatFailed, CommandFailed, FailureKind, Hello, Loaded,
                                  LoadCommand, LoadFailed, LoadProgress, Message, ModelFacts,
                                  PerplexityCommand, PerplexityResult, PromptProcessed,
+                                 PromptProgress,
                                  ShutdownCommand, TextPiece, Unloaded, decode)
 from tui.engine.settings import LoadSettings, SamplingSettings, SettingsError
 from tui.models.gguf_info import GgufError, check_model_file
@@ -175,7 +176,10 @@ class EngineSession:
         try:
             stats = self.chat.run(command.messages, sampling, self.cancel, pieces.add,
                                   lambda n, tps: self.channel.send(PromptProcessed(
-                                      request_id=rid, prompt_tokens=n, tokens_per_s=round(tps, 2))))
+                                      request_id=rid, prompt_tokens=n, tokens_per_s=round(tps, 2))),
+                                  lambda done, total, tps: self.channel.send(PromptProgress(
+                                      request_id=rid, done=done, total=total,
+                                      tokens_per_s=round(tps, 2))))
             pieces.flush()
         except PromptTooLong as exc:
             self.channel.send(ChatFailed(request_id=rid, message=str(exc), reason="prompt_too_long"))
@@ -211,12 +215,20 @@ class EngineSession:
             return
         self.current_request = command.request_id
         self.cancel.clear()
+        depth_tg: list[tuple[int, float]] = []
+        pp: list[float] = []
+        tg: list[float] = []
         try:
-            pp, tg = run_bench(self.loaded, command.n_prompt, command.n_gen,
-                               max(1, command.repetitions), self.cancel)
+            if command.depths:
+                depth_tg = run_depth_bench(self.loaded, list(command.depths), command.n_gen,
+                                           self.cancel)
+            else:
+                pp, tg = run_bench(self.loaded, command.n_prompt, command.n_gen,
+                                   max(1, command.repetitions), self.cancel)
         finally:
             self.current_request = 0
             self.chat.cached = []  # the bench cleared the KV cache
         self.channel.send(BenchResult(request_id=command.request_id, n_prompt=command.n_prompt,
                                       n_gen=command.n_gen, pp_tokens_per_s=tuple(round(x, 2) for x in pp),
-                                      tg_tokens_per_s=tuple(round(x, 2) for x in tg)))
+                                      tg_tokens_per_s=tuple(round(x, 2) for x in tg),
+                                      depth_tg=tuple((d, round(x, 2)) for d, x in depth_tg)))
