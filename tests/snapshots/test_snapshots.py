@@ -407,3 +407,21 @@ def test_log_pane(snap_compare, size):
         await pilot.pause(0.3)
 
     assert snap_compare(app_with(), terminal_size=size, run_before=run_before)
+
+
+def test_layer_map_70b_on_one_card(snap_compare, model_70b):
+    """40 of 81 layers on a 24 GB card: the map shows the CPU blocks then the GPU ones, the bytes
+    read per token on each side, and the default-bandwidth speed prediction."""
+    assert snap_compare(_tuner_70b(model_70b, 40), terminal_size=(120, 40), run_before=_open_tuner)
+
+
+def test_layer_map_on_two_gpus_by_keys(snap_compare, model_70b):
+    """Two cards, split 2:1, 70 layers: at 80x24 l shows the map in place of the form; PgDn moves
+    the GPU/CPU boundary down by several layers."""
+    async def run_before(pilot):
+        await _open_tuner(pilot)
+        await pilot.press("l", "pagedown")
+        await pilot.pause(0.2)
+
+    app = _tuner_70b(model_70b, 70, nvml=two_empty_3090s(), tensor_split=(2.0, 1.0))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

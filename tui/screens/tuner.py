@@ -20,6 +20,9 @@ from tui.engine.status import EngineStatus, Phase
 from tui.fit.badge import fit_badge
 from tui.fit.calibration import calibrate
 from tui.fit.checks import Check, preload_checks, this_machine
+from tui.fit.speed import bytes_per_token, fitted
+from tui.fit.estimate import layer_devices
+from tui.widgets.layer_map import LayerMap
 from tui.fit.estimate import Calibration, MemoryEstimate, estimate, formula_calibration
 from tui.fit.overhead import DEFAULT_GPU_OVERHEAD
 from tui.fit.search import fit_layers
@@ -89,6 +92,7 @@ class TunerScreen(Screen):
         Binding("t", "tried", "Tried", id="tuner.tried"),
         Binding("T", "auto_tune", "Auto-tune", show=False, id="tuner.tune"),
         Binding("D", "depth_bench", "Speed vs context", show=False, id="tuner.depth"),
+        Binding("l", "toggle_layer_map", "Layer map", show=False, id="tuner.layer-map"),
         Binding("k", "kv_type", "Cycle KV type", show=False, id="tuner.kv"),
         Binding("x", "flash_attn", "Flash attention", show=False, id="tuner.flash"),
         Binding("right_square_bracket", "context(1)", "Context ×2", show=False, id="tuner.ctx-up"),
@@ -115,6 +119,7 @@ class TunerScreen(Screen):
                 yield ModelList(id="models")
                 yield SettingsTable()
             yield MemoryBars()
+            yield LayerMap(id="layer-map")
             yield Static("", id="checks")
             yield Static("", id="model-path")
             yield ProgressBar(total=1.0, show_eta=False, id="load-progress")
@@ -137,6 +142,10 @@ class TunerScreen(Screen):
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 100, "narrow")
+        self.set_class(self.size.height < 30, "short")  # the layer map shows on l only
+
+    def action_toggle_layer_map(self) -> None:
+        self.toggle_class("show-map")
 
     # ------------------------------------------------------------------ state
 
@@ -303,6 +312,22 @@ class TunerScreen(Screen):
         budgets, overheads, host = self._budgets()
         self.query_one(MemoryBars).estimate = estimate(self.info, self.draft, calibration, budgets,
                                                        overheads, host_budget=host)
+        self.show_layer_map(len(budgets))
+
+    def show_layer_map(self, n_gpus: int) -> None:
+        """Where each block goes, and the speed the bandwidth model expects of it."""
+        info, draft = self.info, self.draft
+        layer_map = self.query_one(LayerMap)
+        layer_map.devices = tuple(layer_devices(info.n_layer, draft.n_gpu_layers, n_gpus,
+                                                draft.tensor_split))
+        layer_map.side_bytes = bytes_per_token(info, draft, n_gpus)
+        rows = [r for r in self.app.tried if r.tg_tokens_per_s and r.settings.model_path == info.path]
+        model = fitted([(*bytes_per_token(info, r.settings, n_gpus), r.tg_tokens_per_s) for r in rows])
+        layer_map.predicted = model.predict(*layer_map.side_bytes)
+        layer_map.calibration = (f"fitted to {model.points} benchmark{'s' if model.points > 1 else ''}"
+                                 if model.points else "default bandwidths; b calibrates")
+        same = [r for r in rows if r.settings == draft]
+        layer_map.measured = same[-1].tg_tokens_per_s if same else None
 
     @work(thread=True, exclusive=True, group="calibrate")
     def refine_estimate(self, settings: LoadSettings) -> None:
@@ -461,6 +486,7 @@ class TunerScreen(Screen):
         pp = sorted(bench.pp_tokens_per_s)[len(bench.pp_tokens_per_s) // 2]
         tg = sorted(bench.tg_tokens_per_s)[len(bench.tg_tokens_per_s) // 2]
         self.app.record_bench(pp, tg)
+        self.show_estimate(precise=self.calibration is not None)  # the speed model learnt from it
         result.update(f"pp{bench.n_prompt}: {pp:.1f} tok/s   tg{bench.n_gen}: {tg:.1f} tok/s   "
                       f"(median of {len(bench.tg_tokens_per_s)}; t lists every configuration tried)")
 

@@ -1,0 +1,71 @@
+"""Predicted generation speed from memory bandwidth: each token reads every offloaded layer's
+weights from VRAM and every other layer's from host RAM, so
+
+    seconds per token ~= GPU bytes / GPU bandwidth + CPU bytes / CPU bandwidth.
+
+The two bandwidths start from rough defaults and are fitted to the benchmarks the user ran (each
+gives one equation); the Tuner shows the prediction beside what was measured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tui.engine.settings import LoadSettings
+from tui.fit.estimate import layer_devices
+from tui.models.model_info import ModelInfo
+
+GB = 1e9
+DEFAULT_GPU_BW = 700 * GB
+"""Effective bytes/s a discrete GPU streams weights at (a 3090 is ~936 GB/s peak)."""
+DEFAULT_CPU_BW = 40 * GB
+"""Effective bytes/s of a desktop's dual-channel DDR4/5 (a server has more)."""
+
+
+@dataclass(frozen=True)
+class SpeedModel:
+    gpu_bandwidth: float = DEFAULT_GPU_BW
+    cpu_bandwidth: float = DEFAULT_CPU_BW
+    points: int = 0
+    """Benchmarks it was fitted to (0: the defaults)."""
+
+    def predict(self, gpu_bytes: int, cpu_bytes: int) -> float:
+        seconds = gpu_bytes / self.gpu_bandwidth + cpu_bytes / self.cpu_bandwidth
+        return 1.0 / seconds if seconds > 0 else 0.0
+
+
+def bytes_per_token(info: ModelInfo, s: LoadSettings, n_gpus: int) -> tuple[int, int]:
+    """(bytes read from VRAM, bytes read from host RAM) for one generated token."""
+    gpu = cpu = 0
+    for il, dev in enumerate(layer_devices(info.n_layer, s.n_gpu_layers, n_gpus, s.tensor_split)):
+        size = info.block_bytes[il] if il < info.n_layer else info.output_bytes
+        if dev is None:
+            cpu += size
+        else:
+            gpu += size
+    return gpu, cpu
+
+
+def fitted(points: list[tuple[int, int, float]], base: SpeedModel = SpeedModel()) -> SpeedModel:
+    """Bandwidths that best explain measured (gpu bytes, cpu bytes, tg tok/s) points.
+
+    One point, or points that cannot separate the two sides, scale both defaults by the same
+    factor; two or more independent points solve for both (least squares on seconds per token)."""
+    pts = [(g, c, 1.0 / tg) for g, c, tg in points if tg > 0 and (g or c)]
+    if not pts:
+        return base
+    # seconds = g * x + c * y, with x = 1/gpu_bw, y = 1/cpu_bw
+    sgg = sum(g * g for g, _, _ in pts)
+    scc = sum(c * c for _, c, _ in pts)
+    sgc = sum(g * c for g, c, _ in pts)
+    sgt = sum(g * t for g, _, t in pts)
+    sct = sum(c * t for _, c, t in pts)
+    det = sgg * scc - sgc * sgc
+    if len(pts) >= 2 and det > 1e-9 * sgg * scc:
+        x = (sgt * scc - sct * sgc) / det
+        y = (sct * sgg - sgt * sgc) / det
+        if x > 0 and y > 0:
+            return SpeedModel(1.0 / x, 1.0 / y, len(pts))
+    # one scale for both: seconds = k * (g / gpu_bw + c / cpu_bw)
+    predicted = sum(g / base.gpu_bandwidth + c / base.cpu_bandwidth for g, c, _ in pts)
+    k = sum(t for _, _, t in pts) / predicted if predicted else 1.0
+    return SpeedModel(base.gpu_bandwidth / k, base.cpu_bandwidth / k, len(pts))
