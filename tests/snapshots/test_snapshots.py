@@ -425,3 +425,18 @@ def test_layer_map_on_two_gpus_by_keys(snap_compare, model_70b):
 
     app = _tuner_70b(model_70b, 70, nvml=two_empty_3090s(), tensor_split=(2.0, 1.0))
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_layer_map_moe_experts_on_cpu(snap_compare):
+    """A mixture-of-experts model: the 'experts on CPU' row appears in the form, and the first
+    three blocks show ▒ (on the GPU, their experts in RAM)."""
+    from tui.models.synthetic import TINY_MOE, write_random_llama
+
+    folder = Path("/tmp/vramdeck-snapshots-moe")
+    folder.mkdir(parents=True, exist_ok=True)
+    model = write_random_llama(folder / "tiny-moe-F32.gguf", TINY_MOE)
+    engine = ScriptedEngine(facts=FACTS.__class__(**{**FACTS.__dict__, "path": str(model),
+                                                     "n_layer": 4, "layers_total": 5}))
+    settings = LoadSettings(model_path=str(model), n_ctx=2048, n_cpu_moe=3)
+    app = app_with(engine=engine, nvml=rtx3090_with_a_desktop(), settings=settings, models=[folder])
+    assert snap_compare(app, terminal_size=(100, 40), run_before=_open_tuner)

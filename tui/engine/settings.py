@@ -54,6 +54,9 @@ class LoadSettings:
     split_mode: str = "layer"
     tensor_split: tuple[float, ...] = ()
     """Proportions of the offloaded layers per GPU, e.g. (1.0, 1.0); empty means llama.cpp decides."""
+    n_cpu_moe: int = 0
+    """MoE models: keep the expert tensors of the first N blocks in host memory (llama.cpp's
+    --n-cpu-moe); the rest of those blocks still goes where n_gpu_layers says."""
 
     def problems(self) -> dict[str, str]:
         """Every out-of-range value, as field -> sentence. Empty when the settings are usable."""
@@ -81,6 +84,8 @@ class LoadSettings:
             value = getattr(self, name)
             if value is not None and not 1 <= value <= 1024:
                 p[name] = f"must be between 1 and 1024, not {value}"
+        if self.n_cpu_moe < 0:
+            p["n_cpu_moe"] = f"must be 0 or more, not {self.n_cpu_moe}"
         if self.main_gpu < 0:
             p["main_gpu"] = f"must be 0 or more, not {self.main_gpu}"
         if any(x < 0 for x in self.tensor_split):

@@ -28,6 +28,10 @@ FIELDS: tuple[Field, ...] = (
     Field("use_mlock", "mlock", "lock the model in RAM (needs a high memlock limit)"),
 )
 
+MOE_FIELDS: tuple[Field, ...] = (
+    Field("n_cpu_moe", "experts on CPU", "MoE: keep the experts of the first N blocks in RAM (--n-cpu-moe)"),
+)
+
 GPU_FIELDS: tuple[Field, ...] = (
     Field("tensor_split", "tensor split", "share of the offloaded layers per GPU; auto = by free memory"),
     Field("main_gpu", "main GPU", "GPU for the output layer and scratch buffers"),
@@ -37,9 +41,10 @@ SPLIT_PRESETS: tuple[tuple[float, ...], ...] = ((), (1.0, 1.0), (2.0, 1.0), (1.0
                                                  (1.0, 3.0), (3.0, 2.0), (2.0, 3.0))
 
 
-def fields_for(n_gpus: int) -> tuple[Field, ...]:
-    """The rows of the settings form: the split rows only when there are several GPUs."""
-    return FIELDS + GPU_FIELDS if n_gpus > 1 else FIELDS
+def fields_for(n_gpus: int, moe: bool = False) -> tuple[Field, ...]:
+    """The rows of the settings form: the split rows only when there are several GPUs, the
+    experts row only for a mixture-of-experts model."""
+    return FIELDS + (MOE_FIELDS if moe else ()) + (GPU_FIELDS if n_gpus > 1 else ())
 
 
 def _cycle(options: tuple[str, ...], current: str, direction: int) -> str:
@@ -85,6 +90,10 @@ def step(s: LoadSettings, name: str, direction: int, n_layer: int | None, big: b
         presets = SPLIT_PRESETS if n_gpus == 2 else ((), tuple(1.0 for _ in range(max(1, n_gpus))))
         i = presets.index(s.tensor_split) if s.tensor_split in presets else 0
         return s.with_changes(tensor_split=presets[(i + direction) % len(presets)])
+    if name == "n_cpu_moe":
+        top = n_layer or 999
+        return s.with_changes(n_cpu_moe=max(0, min(top, s.n_cpu_moe + direction * (
+            max(1, top // 8) if big else 1))))
     if name == "main_gpu":
         return s.with_changes(main_gpu=(s.main_gpu + direction) % max(1, n_gpus))
     raise KeyError(name)

@@ -86,6 +86,13 @@ def offloaded_layers(n_gpu_layers: int, n_layer: int) -> int:
     return n_layer + 1 if n_gpu_layers == ALL_LAYERS else max(0, min(n_gpu_layers, n_layer + 1))
 
 
+def cpu_experts(info: ModelInfo, s: LoadSettings, il: int) -> int:
+    """Bytes of block il's expert tensors kept in host memory by s.n_cpu_moe."""
+    if il < s.n_cpu_moe and il < len(info.block_expert_bytes):
+        return info.block_expert_bytes[il]
+    return 0
+
+
 def layer_devices(n_layer: int, n_gpu_layers: int, n_gpus: int,
                   split: tuple[float, ...] = ()) -> list[int | None]:
     """The GPU index of each layer 0..n_layer (n_layer is the output layer), None for the CPU.
@@ -144,7 +151,9 @@ def estimate(info: ModelInfo, s: LoadSettings, calibration: Calibration,
         if dev is None:
             host_weights += size
         else:
-            weights[dev] += size
+            experts = cpu_experts(info, s, il)  # --n-cpu-moe: this block's experts stay on the host
+            weights[dev] += size - experts
+            host_weights += experts
             layers[dev] += 1
         if il < info.n_layer:
             if dev is not None and s.offload_kqv:

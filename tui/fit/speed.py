@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tui.engine.settings import LoadSettings
-from tui.fit.estimate import layer_devices
+from tui.fit.estimate import cpu_experts, layer_devices
 from tui.models.model_info import ModelInfo
 
 GB = 1e9
@@ -41,7 +41,9 @@ def bytes_per_token(info: ModelInfo, s: LoadSettings, n_gpus: int) -> tuple[int,
         if dev is None:
             cpu += size
         else:
-            gpu += size
+            experts = cpu_experts(info, s, il)
+            gpu += size - experts
+            cpu += experts
     return gpu, cpu
 
 

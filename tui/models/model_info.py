@@ -10,6 +10,8 @@ from typing import Any
 from tui.models.gguf_info import ArrayInfo, GgufError, GgufHeader, check_model_file, file_type_name
 
 _BLOCK = re.compile(r"^blk\.(\d+)\.")
+_EXPERTS = re.compile(r"^blk\.\d+\.ffn_(up|down|gate|gate_up)_(ch)?exps")
+"""The tensors llama.cpp's --n-cpu-moe keeps in host memory."""
 _SPLIT = re.compile(r"^(.+)-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 OUTPUT_TENSORS = ("output.weight", "output_norm.weight", "output_norm.bias", "output.bias")
 
@@ -40,6 +42,9 @@ class ModelInfo:
     """token_embd and other tensors that stay on the CPU."""
     output_bytes: int
     """output.weight and output_norm: offloaded first, as the GPU's first 'layer'."""
+    block_expert_bytes: tuple[int, ...] = ()
+    """Bytes of each block's MoE expert tensors (ffn_*_exps), part of block_bytes; empty for
+    a dense model."""
 
     @property
     def tensor_bytes(self) -> int:
@@ -55,6 +60,7 @@ class ModelInfo:
     def from_dict(cls, d: dict[str, Any]) -> "ModelInfo":
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         known["block_bytes"] = tuple(known.get("block_bytes", ()))
+        known["block_expert_bytes"] = tuple(known.get("block_expert_bytes", ()))
         return cls(**known)
 
 
@@ -106,6 +112,7 @@ def model_info(h: GgufHeader) -> ModelInfo:
     n_head_kv = _int(md, f"{arch}.attention.head_count_kv", n_head)
     default_dim = n_embd // n_head if n_head else 0
     blocks = [0] * n_layer
+    experts = [0] * n_layer
     input_bytes = output_bytes = 0
     n_params = 0
     for t in h.tensors:
@@ -116,6 +123,8 @@ def model_info(h: GgufHeader) -> ModelInfo:
         m = _BLOCK.match(t.name)
         if m and int(m.group(1)) < n_layer:
             blocks[int(m.group(1))] += t.n_bytes
+            if _EXPERTS.match(t.name):
+                experts[int(m.group(1))] += t.n_bytes
         elif t.name in OUTPUT_TENSORS:
             output_bytes += t.n_bytes
         else:
@@ -135,4 +144,5 @@ def model_info(h: GgufHeader) -> ModelInfo:
         n_expert=_int(md, f"{arch}.expert_count"),
         has_chat_template="tokenizer.chat_template" in md,
         block_bytes=tuple(blocks), input_bytes=input_bytes, output_bytes=output_bytes,
+        block_expert_bytes=tuple(experts) if any(experts) else (),
     )

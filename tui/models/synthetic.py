@@ -31,12 +31,17 @@ class LlamaShape:
     n_vocab: int
     n_ctx_train: int = 8192
     rope_base: float = 500000.0
+    n_expert: int = 0
+    """Experts per block (0: a dense model); a MoE block has ffn_*_exps instead of ffn_*."""
+    n_expert_used: int = 0
 
     @property
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
 
 
+TINY_MOE = LlamaShape("tiny-moe", n_layer=4, n_embd=256, n_ff=256, n_head=4, n_head_kv=2,
+                      n_vocab=384, n_ctx_train=2048, rope_base=10000.0, n_expert=4, n_expert_used=2)
 TINY = LlamaShape("tiny-llama", n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2,
                   n_vocab=384, n_ctx_train=2048, rope_base=10000.0)
 LLAMA3_8B = LlamaShape("Llama-3-8B-shaped", n_layer=32, n_embd=4096, n_ff=14336, n_head=32,
@@ -82,6 +87,9 @@ def _metadata(w: GGUFWriter, shape: LlamaShape, file_type: int) -> None:
     w.add_rope_freq_base(shape.rope_base)
     w.add_rope_dimension_count(shape.head_dim)
     w.add_file_type(file_type)
+    if shape.n_expert:
+        w.add_expert_count(shape.n_expert)
+        w.add_expert_used_count(shape.n_expert_used)
     w.add_vocab_size(shape.n_vocab)
     tokens, scores, types = _vocab(shape.n_vocab)
     w.add_tokenizer_model("llama")
@@ -106,10 +114,16 @@ def _tensor_shapes(s: LlamaShape) -> list[tuple[str, tuple[int, ...]]]:
                 (b + "attn_k.weight", (kv, s.n_embd)),
                 (b + "attn_v.weight", (kv, s.n_embd)),
                 (b + "attn_output.weight", (s.n_embd, s.n_embd)),
-                (b + "ffn_norm.weight", (s.n_embd,)),
-                (b + "ffn_gate.weight", (s.n_ff, s.n_embd)),
-                (b + "ffn_up.weight", (s.n_ff, s.n_embd)),
-                (b + "ffn_down.weight", (s.n_embd, s.n_ff))]
+                (b + "ffn_norm.weight", (s.n_embd,))]
+        if s.n_expert:
+            out += [(b + "ffn_gate_inp.weight", (s.n_expert, s.n_embd)),
+                    (b + "ffn_gate_exps.weight", (s.n_expert, s.n_ff, s.n_embd)),
+                    (b + "ffn_up_exps.weight", (s.n_expert, s.n_ff, s.n_embd)),
+                    (b + "ffn_down_exps.weight", (s.n_expert, s.n_embd, s.n_ff))]
+        else:
+            out += [(b + "ffn_gate.weight", (s.n_ff, s.n_embd)),
+                    (b + "ffn_up.weight", (s.n_ff, s.n_embd)),
+                    (b + "ffn_down.weight", (s.n_embd, s.n_ff))]
     out += [("output_norm.weight", (s.n_embd,)), ("output.weight", (s.n_vocab, s.n_embd))]
     return out
 

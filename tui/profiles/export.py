@@ -25,6 +25,8 @@ def llama_args(p: Profile) -> list[str]:
         args += ["-sm", s.split_mode]
     if s.main_gpu:
         args += ["-mg", str(s.main_gpu)]
+    if s.n_cpu_moe:
+        args += ["--n-cpu-moe", str(s.n_cpu_moe)]
     if not s.offload_kqv:
         args.append("-nkvo")
     if s.use_mlock:

@@ -174,13 +174,18 @@ class TunerScreen(Screen):
 
     def _sample_changed(self, sample) -> None:
         gpus = len(sample.gpus) if sample else 0
+        self._refresh_fields()
+        if self._badges_for is None or self._badges_for[1] != gpus:
+            self.update_badges()
+
+    def _refresh_fields(self) -> None:
+        sample = self.app.sample
+        gpus = len(sample.gpus) if sample else 0
         table = self.query_one(SettingsTable)
-        fields = fields_for(gpus)
+        fields = fields_for(gpus, moe=bool(self.info and self.info.n_expert))
         if table.fields != fields:
             table.fields = fields
             table.selected = min(table.selected, len(fields) - 1)
-        if self._badges_for is None or self._badges_for[1] != gpus:
-            self.update_badges()
 
     @work(thread=True, exclusive=True, group="header")
     def read_model(self, path: str) -> None:
@@ -196,6 +201,7 @@ class TunerScreen(Screen):
             return
         self.info = info
         self.query_one(SettingsTable).n_layer = info.n_layer
+        self._refresh_fields()
         self.query_one("#model-path", Static).update(
             f"{info.architecture}, {info.n_layer} blocks, {format_bytes(info.tensor_bytes)}: "
             f"{info.path}")
@@ -320,6 +326,7 @@ class TunerScreen(Screen):
         layer_map = self.query_one(LayerMap)
         layer_map.devices = tuple(layer_devices(info.n_layer, draft.n_gpu_layers, n_gpus,
                                                 draft.tensor_split))
+        layer_map.experts_on_cpu = draft.n_cpu_moe if info.block_expert_bytes else 0
         layer_map.side_bytes = bytes_per_token(info, draft, n_gpus)
         rows = [r for r in self.app.tried if r.tg_tokens_per_s and r.settings.model_path == info.path]
         model = fitted([(*bytes_per_token(info, r.settings, n_gpus), r.tg_tokens_per_s) for r in rows])

@@ -19,6 +19,8 @@ class LayerMap(Static):
 
     devices: reactive[tuple[int | None, ...]] = reactive((), layout=True)
     """The device of each layer 0..n_layer (n_layer is the output layer); None for the CPU."""
+    experts_on_cpu: reactive[int] = reactive(0)
+    """MoE: the first N blocks keep their experts in host memory (drawn ▒ in their GPU's colour)."""
     side_bytes: reactive[tuple[int, int]] = reactive((0, 0))
     """(GPU bytes, CPU bytes) read per token."""
     predicted: reactive[float | None] = reactive(None)
@@ -31,14 +33,24 @@ class LayerMap(Static):
     def render(self) -> Content:
         if not self.devices:
             return Content("no model")
-        cells = [("█", GPU_STYLES[d % len(GPU_STYLES)]) if d is not None else ("░", "$text-muted")
-                 for d in self.devices]
+        n_blocks = len(self.devices) - 1
+        cells = []
+        for il, d in enumerate(self.devices):
+            if d is None:
+                cells.append(("░", "$text-muted"))
+            else:
+                split = il < min(self.experts_on_cpu, n_blocks)
+                cells.append(("▒" if split else "█", GPU_STYLES[d % len(GPU_STYLES)]))
         gpus = sorted({d for d in self.devices if d is not None})
         counts = [f"GPU{g} {sum(1 for d in self.devices if d == g)}" for g in gpus]
         cpu = sum(1 for d in self.devices if d is None)
         legend = [("░", "$text-muted"), f" CPU {cpu}  "]
         for g, text in zip(gpus, counts, strict=True):
             legend += [("█", GPU_STYLES[g % len(GPU_STYLES)]), f" {text}  "]
+        split = sum(1 for il, d in enumerate(self.devices[:-1])
+                    if d is not None and il < self.experts_on_cpu)
+        if split:
+            legend += ["▒", f" experts on CPU {split}  "]
         gpu_b, cpu_b = self.side_bytes
         legend.append(f"read per token: GPU {format_bytes(gpu_b)}, CPU {format_bytes(cpu_b)}")
         speed = []

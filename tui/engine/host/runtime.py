@@ -44,8 +44,27 @@ def _load_mode(s: LoadSettings) -> int:
     return L.LLAMA_LOAD_MODE_NONE
 
 
+class _BuftOverride(ctypes.Structure):
+    """llama.cpp's struct llama_model_tensor_buft_override {const char *pattern; buft}."""
+    _fields_ = [("pattern", ctypes.c_char_p), ("buft", ctypes.c_void_p)]
+
+
+def _cpu_buffer_type() -> int:
+    lib = ctypes.CDLL(os.path.join(os.path.dirname(L.__file__), "lib", "libggml-base.so"))
+    fn = lib.ggml_backend_cpu_buffer_type
+    fn.restype = ctypes.c_void_p
+    return fn()
+
+
+def expert_patterns(n_cpu_moe: int) -> list[str]:
+    """The tensor-name patterns llama.cpp's --n-cpu-moe N keeps on the CPU."""
+    return [rf"blk\.{i}\.ffn_(up|down|gate|gate_up)_(ch|)exps" for i in range(n_cpu_moe)]
+
+
 def model_params(s: LoadSettings) -> tuple[L.llama_model_params, object]:
-    """llama.cpp model parameters for `s`, and the array the caller must keep alive with them."""
+    """llama.cpp model parameters for `s`, and the arrays the caller must keep alive with them.
+
+    The high-level Llama class ignores tensor overrides; here they are set on the C struct."""
     mp = L.llama_model_default_params()
     mp.n_gpu_layers = -1 if s.n_gpu_layers == ALL_LAYERS else s.n_gpu_layers
     mp.split_mode = SPLIT[s.split_mode]
@@ -57,7 +76,17 @@ def model_params(s: LoadSettings) -> tuple[L.llama_model_params, object]:
         for i, share in enumerate(s.tensor_split[:L.llama_max_devices()]):
             split_array[i] = share
         mp.tensor_split = ctypes.cast(split_array, ctypes.POINTER(ctypes.c_float))
-    return mp, split_array
+    overrides = None
+    if s.n_cpu_moe > 0:
+        patterns = [p.encode() for p in expert_patterns(s.n_cpu_moe)]
+        cpu = _cpu_buffer_type()
+        overrides = (_BuftOverride * (len(patterns) + 1))()
+        for i, pattern in enumerate(patterns):
+            overrides[i].pattern = pattern
+            overrides[i].buft = cpu
+        overrides[len(patterns)].pattern = None  # the NULL end of the list
+        mp.tensor_buft_overrides = ctypes.cast(overrides, ctypes.c_void_p)
+    return mp, (split_array, overrides, patterns if overrides is not None else None)
 
 
 def context_params(s: LoadSettings) -> L.llama_context_params:
