@@ -214,3 +214,11 @@ def test_a_profile_from_another_machine_says_so():
     assert "f fits it" in message
     p.results = {}
     assert machine_mismatch(p, there) == ""  # nothing recorded: nothing to compare
+
+
+def test_moe_experts_on_cpu_export_as_llama_cpp_flag():
+    p = parse_profile(GOOD, "/cfg/p.toml", "p")
+    p.load = p.load.with_changes(n_cpu_moe=12)
+    assert "--n-cpu-moe 12" in export(p, "llama-server")
+    assert "--n-cpu-moe 12" in export(p, "llama-swap")
+    assert "--n-cpu-moe" not in export(parse_profile(GOOD, "/cfg/p.toml", "p"), "llama-server")
