@@ -204,6 +204,13 @@ async def test_auto_tune_shows_progress_stops_on_esc_and_applies_the_best(tmp_pa
         assert tune.report.out_of_memory == 0
         best = tune.rows[0]
         assert best.tg_tokens_per_s == max(m.tg_tokens_per_s for m in tune.rows)
+        await pilot.press("w")
+        await answer(pilot, "tuned-here")
+        await until(pilot, lambda: "tuned-here" in store.names())
+        saved = store.load("tuned-here")
+        assert saved.load == best.candidate.settings
+        assert saved.results["tg_tokens_per_s"] == round(best.tg_tokens_per_s, 2)
+        await until(pilot, lambda: isinstance(app.screen, TuneScreen))
         await pilot.press("a")
         await until(pilot, lambda: app.current_settings == best.candidate.settings
                     and app.engine_status.phase is Phase.READY, timeout=60)

@@ -12,7 +12,12 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label, ProgressBar
 
+from datetime import date
+
 from tui.engine.settings import LoadSettings
+from tui.profiles.portable import machine_record
+from tui.profiles.store import ProfileExists
+from tui.screens.ask import AskTextScreen, ConfirmScreen
 from tui.engine.settings_steps import compact
 from tui.fit.calibration import calibrate
 from tui.models.model_info import ModelInfo
@@ -142,6 +147,32 @@ class TuneScreen(ModalScreen[LoadSettings | None]):
             self.dismiss(settings)
 
     def action_save(self) -> None:
-        settings = self._highlighted()
-        if settings is not None and self.done:
-            self.app.screen_stack[-2].action_save_profile(settings)  # the Tuner asks for a name
+        """Save the highlighted set-up as a profile, with what the tune measured for it."""
+        if not self.done or not self.rows:
+            return
+        m = self.rows[min(max(self.query_one(DataTable).cursor_row, 0), len(self.rows) - 1)]
+        app = self.app
+
+        def save(name: str | None, overwrite: bool = False) -> None:
+            if not name:
+                return
+            profile = app.profile_from(name, m.candidate.settings)
+            profile.notes = "found by the Tuner's auto-tune"
+            profile.results = {**machine_record(app.sample, app.engine_status.llama_cpp_version),
+                               "date": date.today().isoformat(),
+                               "vram_bytes_per_gpu": list(m.vram_bytes_per_gpu),
+                               "load_seconds": round(m.load_seconds, 3),
+                               "pp_tokens_per_s": round(m.pp_tokens_per_s, 2),
+                               "tg_tokens_per_s": round(m.tg_tokens_per_s, 2)}
+            try:
+                path = app.profile_store.save(profile, overwrite=overwrite)
+            except ProfileExists:
+                app.push_screen(ConfirmScreen(f"A profile named '{name}' exists. Overwrite it?"),
+                                lambda yes: save(name, True) if yes else None)
+                return
+            except (OSError, ValueError) as exc:
+                self.notify(f"Not saved: {exc}", severity="error")
+                return
+            self.notify(f"Saved profile '{name}' to {path}")
+
+        app.push_screen(AskTextScreen("Save this set-up as the profile:", "auto-tuned"), save)
