@@ -321,7 +321,7 @@ class VramdeckApp(App):
         rows = [r for r in self.tried if r.settings == settings]
         if rows:
             row = next((r for r in reversed(rows) if r.tg_tokens_per_s is not None), rows[-1])
-            results = {**machine_record(self.sample, self.engine_status.llama_cpp_version),
+            results = {**self.machine(),
                        "date": date.today().isoformat(),
                        "vram_bytes_per_gpu": list(row.measured_vram),
                        "load_seconds": round(row.load_seconds, 3)}
@@ -330,6 +330,10 @@ class VramdeckApp(App):
                 results["tg_tokens_per_s"] = round(row.tg_tokens_per_s, 2)
             profile.results = results
         return profile
+
+    def machine(self) -> dict:
+        """What a profile records of this machine: GPUs, their memory, driver, llama.cpp build."""
+        return machine_record(self.sample, self.engine_status.llama_cpp_version)
 
     def open_profile(self, name: str) -> None:
         """Load a saved profile: its settings, sampling and system prompt; relink a moved model."""

@@ -15,7 +15,6 @@ from textual.widgets import DataTable, Footer, Label, ProgressBar
 from datetime import date
 
 from tui.engine.settings import LoadSettings
-from tui.profiles.portable import machine_record
 from tui.profiles.store import ProfileExists
 from tui.screens.ask import AskTextScreen, ConfirmScreen
 from tui.engine.settings_steps import compact
@@ -158,7 +157,7 @@ class TuneScreen(ModalScreen[LoadSettings | None]):
                 return
             profile = app.profile_from(name, m.candidate.settings)
             profile.notes = "found by the Tuner's auto-tune"
-            profile.results = {**machine_record(app.sample, app.engine_status.llama_cpp_version),
+            profile.results = {**app.machine(),
                                "date": date.today().isoformat(),
                                "vram_bytes_per_gpu": list(m.vram_bytes_per_gpu),
                                "load_seconds": round(m.load_seconds, 3),
