@@ -7,8 +7,8 @@ and the screens watch them. Engine events reach the app as messages.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date
 from pathlib import Path
 
 from textual import events, work
@@ -33,12 +33,12 @@ from tui.monitor.sample import Sample
 from tui.monitor.sampler import SamplerLike
 from tui.models.discovery import Location, default_locations, scan
 from tui.palette import PaneActions, ProfileCommands
-from tui.profiles.portable import machine_mismatch, machine_record
+from tui.profiles.portable import machine_mismatch, machine_record, measured_results
 from tui.profiles.relink import find_moved_model
 from tui.profiles.schema import Profile, ProfileError
-from tui.profiles.store import ProfileStore
+from tui.profiles.store import ProfileExists, ProfileStore
 from tui.profiles.tried import TriedConfig
-from tui.screens.ask import ConfirmScreen
+from tui.screens.ask import AskTextScreen, ConfirmScreen
 from tui.screens.open_model import OpenModelScreen
 from tui.screens.chat import ChatScreen
 from tui.screens.log import LogScreen
@@ -321,15 +321,28 @@ class VramdeckApp(App):
         rows = [r for r in self.tried if r.settings == settings]
         if rows:
             row = next((r for r in reversed(rows) if r.tg_tokens_per_s is not None), rows[-1])
-            results = {**self.machine(),
-                       "date": date.today().isoformat(),
-                       "vram_bytes_per_gpu": list(row.measured_vram),
-                       "load_seconds": round(row.load_seconds, 3)}
-            if row.tg_tokens_per_s is not None:
-                results["pp_tokens_per_s"] = round(row.pp_tokens_per_s or 0.0, 2)
-                results["tg_tokens_per_s"] = round(row.tg_tokens_per_s, 2)
-            profile.results = results
+            profile.results = measured_results(self.machine(), row.measured_vram,
+                                               row.load_seconds, row.pp_tokens_per_s,
+                                               row.tg_tokens_per_s)
         return profile
+
+    def save_profile_asking(self, suggested: str, make: Callable[[str], Profile]) -> None:
+        """Ask for a name, confirm before overwriting, save `make(name)`, say where it went."""
+        def save(name: str | None, overwrite: bool = False) -> None:
+            if not name:
+                return
+            try:
+                path = self.profile_store.save(make(name), overwrite=overwrite)
+            except ProfileExists:
+                self.push_screen(ConfirmScreen(f"A profile named '{name}' exists. Overwrite it?"),
+                                 lambda yes: save(name, True) if yes else None)
+                return
+            except (OSError, ValueError) as exc:
+                self.notify(f"Not saved: {exc}", severity="error", timeout=10)
+                return
+            self.notify(f"Saved profile '{name}' to {path}")
+
+        self.push_screen(AskTextScreen("Save these settings as the profile:", suggested), save)
 
     def machine(self) -> dict:
         """What a profile records of this machine: GPUs, their memory, driver, llama.cpp build."""

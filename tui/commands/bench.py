@@ -14,6 +14,7 @@ from tui.engine.settings import LoadSettings
 from tui.engine.status import cpu_only_warning
 from tui.fit.overhead import remember_from_load
 from tui.monitor.nvml import NvmlSource
+from tui.charts import depth_lines
 from tui.units import format_bytes
 
 
@@ -21,13 +22,6 @@ def summary(runs: tuple[float, ...]) -> dict:
     return {"median": round(statistics.median(runs), 2) if runs else 0.0,
             "stdev": round(statistics.stdev(runs), 2) if len(runs) > 1 else 0.0,
             "runs": list(runs)}
-
-
-def depth_lines(depth_tg, width: int = 24) -> list[str]:
-    """tg against context depth as a terminal bar chart."""
-    top = max((tg for _, tg in depth_tg), default=0) or 1
-    return [f"  depth {d:>8,} | {'█' * max(1, round(tg / top * width)):<{width}} {tg:8.1f} tok/s"
-            for d, tg in depth_tg]
 
 
 async def run_bench(settings: LoadSettings, n_prompt: int, n_gen: int, repetitions: int,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 
+from tui.charts import bar
 from tui.commands.fit import budgets
 from tui.engine.settings import LoadSettings
 from tui.engine.settings_steps import compact
@@ -19,6 +20,7 @@ from tui.fit.calibration import calibrate
 from tui.fit.overhead import OverheadStore
 from tui.models.gguf_info import GgufError
 from tui.models.model_info import load_model_info
+from tui.profiles.portable import measured_results
 from tui.profiles.schema import Profile
 from tui.profiles.store import ProfileStore
 from tui.tune.run import Measurement, TuneReport, run_tune
@@ -58,9 +60,9 @@ def bars(report: TuneReport, objective: str) -> list[str]:
     top = max(speed.values()) or 1
     lines = [f"  {'file':34} {objective + ' tok/s':>30}   perplexity"]
     for path, m in sorted(best.items(), key=lambda kv: -speed[kv[0]]):
-        bar = "█" * max(1, round(speed[path] / top * 20))
+        cells = bar(speed[path], top, 20)
         ppl = report.perplexity.get(path)
-        lines.append(f"  {Path(path).name[:34]:34} {bar:<20}{speed[path]:>9.1f}   "
+        lines.append(f"  {Path(path).name[:34]:34} {cells:<20}{speed[path]:>9.1f}   "
                      f"{f'{ppl:.2f}' if ppl else '-'}")
     return lines
 
@@ -128,10 +130,9 @@ def main(args: argparse.Namespace) -> int:
     if args.save and ranked:
         best = ranked[0]
         profile = Profile(name=args.save, load=best.candidate.settings, notes="found by vramdeck tune")
-        profile.results = {"gpus": names, "vram_bytes_per_gpu": list(best.vram_bytes_per_gpu),
-                           "pp_tokens_per_s": round(best.pp_tokens_per_s, 2),
-                           "tg_tokens_per_s": round(best.tg_tokens_per_s, 2),
-                           "load_seconds": round(best.load_seconds, 3)}
+        profile.results = measured_results({"gpus": names}, best.vram_bytes_per_gpu,
+                                           best.load_seconds, best.pp_tokens_per_s,
+                                           best.tg_tokens_per_s)
         path = ProfileStore().save(profile, overwrite=True)
         say(f"saved the best as profile '{args.save}' ({path})")
     if args.json:

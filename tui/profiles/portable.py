@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from tui.monitor.sample import Sample
 from tui.profiles.schema import Profile
 from tui.units import format_bytes
@@ -13,6 +15,19 @@ def machine_record(sample: Sample | None, llama_cpp_version: str) -> dict:
             "gpu_memory_bytes": [g.memory_total_bytes or 0 for g in gpus],
             "driver": (sample.driver_version if sample else None) or "",
             "llama_cpp_version": llama_cpp_version}
+
+
+def measured_results(machine: dict, vram_bytes_per_gpu, load_seconds: float,
+                     pp_tokens_per_s: float | None = None,
+                     tg_tokens_per_s: float | None = None) -> dict:
+    """A profile's [results]: the machine, today's date, and what was measured there."""
+    results = {**machine, "date": date.today().isoformat(),
+               "vram_bytes_per_gpu": list(vram_bytes_per_gpu),
+               "load_seconds": round(load_seconds, 3)}
+    if tg_tokens_per_s is not None:
+        results["pp_tokens_per_s"] = round(pp_tokens_per_s or 0.0, 2)
+        results["tg_tokens_per_s"] = round(tg_tokens_per_s, 2)
+    return results
 
 
 def _describe(names: list, memory: list) -> str:

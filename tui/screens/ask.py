@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -26,6 +29,22 @@ class AskTextScreen(ModalScreen[str | None]):
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)
+
+
+def ask_path_and_write(app, question: str, default: str, text: Callable[[], str],
+                       saved: str) -> None:
+    """Ask for a file path (~ works), write text() there, and say where (or why not)."""
+    def write(path: str | None) -> None:
+        if not path:
+            return
+        target = Path(path).expanduser()
+        try:
+            target.write_text(text(), encoding="utf-8")
+        except OSError as exc:
+            app.notify(f"Not written: {exc}", severity="error")
+            return
+        app.notify(f"{saved} {target}")
+    app.push_screen(AskTextScreen(question, default), write)
 
 
 class ConfirmScreen(ModalScreen[bool]):

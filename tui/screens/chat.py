@@ -23,7 +23,7 @@ from tui.chat.think import code_blocks
 from tui.engine.protocol import (ChatDone, ChatFailed, EngineCrashed, PromptProcessed,
                                  PromptProgress, TextPiece)
 from tui.engine.status import Phase
-from tui.screens.ask import AskTextScreen, ConfirmScreen
+from tui.screens.ask import ConfirmScreen, ask_path_and_write
 from tui.screens.conversations import ConversationsScreen
 from tui.screens.sampling import SamplingScreen, sampling_line
 from tui.screens.status_binding import follow_app_status
@@ -378,16 +378,7 @@ class ChatScreen(Screen):
         if not blocks:
             self.notify("This message has no code block.", severity="warning")
             return
-
-        def save(path: str | None) -> None:
-            if not path:
-                return
-            target = Path(path).expanduser()
-            try:
-                target.write_text("\n\n".join(b.rstrip("\n") for b in blocks) + "\n", encoding="utf-8")
-            except OSError as exc:
-                self.notify(f"Not saved: {exc}", severity="error")
-                return
-            self.notify(f"Saved {len(blocks)} code block{'s' if len(blocks) > 1 else ''} to {target}")
-        self.app.push_screen(AskTextScreen("Save the code block(s) to:", str(Path.cwd() / "snippet.txt")),
-                             save)
+        plural = "s" if len(blocks) > 1 else ""
+        ask_path_and_write(self.app, "Save the code block(s) to:", str(Path.cwd() / "snippet.txt"),
+                           lambda: "\n\n".join(b.rstrip("\n") for b in blocks) + "\n",
+                           f"Saved {len(blocks)} code block{plural} to")

@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Label
 
 from tui.chat.export import to_markdown
 from tui.chat.store import ConversationStore, ConversationSummary
-from tui.screens.ask import AskTextScreen, ConfirmScreen
+from tui.screens.ask import AskTextScreen, ConfirmScreen, ask_path_and_write
 
 
 def _when(t: float) -> str:
@@ -92,16 +92,6 @@ class ConversationsScreen(ModalScreen[str | None]):
         c = self.current
         if c is None:
             return
-
-        def export(path: str | None) -> None:
-            if not path:
-                return
-            target = Path(path).expanduser()
-            try:
-                target.write_text(to_markdown(self.store.load(c.id)), encoding="utf-8")
-            except OSError as exc:
-                self.notify(f"Not exported: {exc}", severity="error")
-                return
-            self.notify(f"Exported to {target}")
         default = str(Path.home() / f"vramdeck-{c.id}.md")
-        self.app.push_screen(AskTextScreen("Export to Markdown file:", default), export)
+        ask_path_and_write(self.app, "Export to Markdown file:", default,
+                           lambda: to_markdown(self.store.load(c.id)), "Exported to")

@@ -12,11 +12,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label, ProgressBar
 
-from datetime import date
-
 from tui.engine.settings import LoadSettings
-from tui.profiles.store import ProfileExists
-from tui.screens.ask import AskTextScreen, ConfirmScreen
+from tui.profiles.portable import measured_results
+from tui.profiles.schema import Profile
 from tui.engine.settings_steps import compact
 from tui.fit.calibration import calibrate
 from tui.models.model_info import ModelInfo
@@ -152,26 +150,11 @@ class TuneScreen(ModalScreen[LoadSettings | None]):
         m = self.rows[min(max(self.query_one(DataTable).cursor_row, 0), len(self.rows) - 1)]
         app = self.app
 
-        def save(name: str | None, overwrite: bool = False) -> None:
-            if not name:
-                return
+        def make(name: str) -> Profile:
             profile = app.profile_from(name, m.candidate.settings)
             profile.notes = "found by the Tuner's auto-tune"
-            profile.results = {**app.machine(),
-                               "date": date.today().isoformat(),
-                               "vram_bytes_per_gpu": list(m.vram_bytes_per_gpu),
-                               "load_seconds": round(m.load_seconds, 3),
-                               "pp_tokens_per_s": round(m.pp_tokens_per_s, 2),
-                               "tg_tokens_per_s": round(m.tg_tokens_per_s, 2)}
-            try:
-                path = app.profile_store.save(profile, overwrite=overwrite)
-            except ProfileExists:
-                app.push_screen(ConfirmScreen(f"A profile named '{name}' exists. Overwrite it?"),
-                                lambda yes: save(name, True) if yes else None)
-                return
-            except (OSError, ValueError) as exc:
-                self.notify(f"Not saved: {exc}", severity="error")
-                return
-            self.notify(f"Saved profile '{name}' to {path}")
+            profile.results = measured_results(app.machine(), m.vram_bytes_per_gpu, m.load_seconds,
+                                               m.pp_tokens_per_s, m.tg_tokens_per_s)
+            return profile
 
-        app.push_screen(AskTextScreen("Save this set-up as the profile:", "auto-tuned"), save)
+        app.save_profile_asking("auto-tuned", make)

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, ProgressBar, Static
 
-from tui.commands.bench import depth_lines
+from tui.charts import depth_lines
 from tui.engine.client import EngineError
 from tui.engine.settings import ALL_LAYERS, KV_TYPES, LoadSettings
 from tui.engine.settings_steps import fields_for, step
@@ -29,9 +29,7 @@ from tui.fit.search import fit_layers
 from tui.models.discovery import DiscoveredModel, default_locations, scan
 from tui.models.gguf_info import GgufError
 from tui.models.model_info import ModelInfo, load_model_info
-from tui.profiles.store import ProfileExists
 from tui.profiles.tried import TriedConfig
-from tui.screens.ask import AskTextScreen, ConfirmScreen
 from tui.screens.open_model import OpenModelScreen
 from tui.screens.profiles import ProfilesScreen
 from tui.screens.status_binding import follow_app_status
@@ -528,23 +526,8 @@ class TunerScreen(Screen):
         if settings is None:
             self.notify("Nothing to save yet: pick a model.", severity="warning")
             return
-        store = self.app.profile_store
-
-        def save(name: str, overwrite: bool) -> None:
-            try:
-                path = store.save(self.app.profile_from(name, settings), overwrite=overwrite)
-            except ProfileExists:
-                self.app.push_screen(ConfirmScreen(f"A profile named '{name}' exists. Overwrite it?"),
-                                     lambda yes: save(name, True) if yes else None)
-                return
-            except (OSError, ValueError) as exc:
-                self.notify(f"Not saved: {exc}", severity="error", timeout=10)
-                return
-            self.notify(f"Saved profile '{name}' to {path}")
-
-        self.app.push_screen(AskTextScreen("Save these settings as the profile:",
-                                           self._suggested_name(settings)),
-                             lambda name: save(name, False) if name else None)
+        self.app.save_profile_asking(self._suggested_name(settings),
+                                     lambda name: self.app.profile_from(name, settings))
 
     def action_profiles(self) -> None:
         def chosen(name: str | None) -> None:

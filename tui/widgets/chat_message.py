@@ -83,6 +83,8 @@ class AssistantMessage(_Focusable, Vertical):
         self.text = text
         self._answer_sent = 0
         """How much of the answer (text after </think>) the Markdown stream has been given."""
+        self._plain = False
+        """Set once the reply is known to start without <think>."""
 
     def compose(self) -> ComposeResult:
         think, answer, _ = split_think(self.text)
@@ -101,7 +103,12 @@ class AssistantMessage(_Focusable, Vertical):
         """Add a streamed piece; return what of it belongs to the answer's Markdown stream.
         Reasoning goes to the collapsed block as plain text."""
         self.text += piece
+        if self._plain:  # no <think> part: every piece is answer, no need to look again
+            self._answer_sent += len(piece)
+            return piece
         think, answer, thinking = split_think(self.text)
+        if not think and not thinking and self.text.strip():
+            self._plain = True
         if think or thinking:
             block = self.query_one(Collapsible)
             block.display = bool(think)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -191,43 +192,51 @@ class EngineSession:
             self.current_request = 0
         self.channel.send(ChatDone(request_id=rid, stats=stats))
 
-    def _perplexity(self, command: PerplexityCommand) -> None:
+    def _no_model(self, command: Message) -> bool:
+        """Say "no model" to a request that needs one; True when there is none."""
         if self.loaded is None or self.chat is None:
             self.channel.send(CommandFailed(request_id=command.request_id, message="No model is loaded."))
+            return True
+        return False
+
+    @contextlib.contextmanager
+    def _kv_request(self, command: Message):
+        """A request that uses the KV cache on its own: cancellable while it runs, and the
+        chat's cached prefix is forgotten after it (the cache was cleared)."""
+        self.current_request = command.request_id
+        self.cancel.clear()
+        try:
+            yield
+        finally:
+            self.current_request = 0
+            self.chat.cached = []
+
+    def _perplexity(self, command: PerplexityCommand) -> None:
+        if self._no_model(command):
             return
         from tui.engine.host.perplexity import perplexity
 
-        self.current_request = command.request_id
-        self.cancel.clear()
         try:
-            ppl, n = perplexity(self.loaded, command.text, command.chunk, self.cancel)
+            with self._kv_request(command):
+                ppl, n = perplexity(self.loaded, command.text, command.chunk, self.cancel)
         except (ValueError, RuntimeError) as exc:
             self.channel.send(CommandFailed(request_id=command.request_id, message=str(exc)))
             return
-        finally:
-            self.current_request = 0
-            self.chat.cached = []  # the KV cache was cleared
         self.channel.send(PerplexityResult(request_id=command.request_id, perplexity=ppl, tokens=n))
 
     def _bench(self, command: BenchCommand) -> None:
-        if self.loaded is None or self.chat is None:
-            self.channel.send(CommandFailed(request_id=command.request_id, message="No model is loaded."))
+        if self._no_model(command):
             return
-        self.current_request = command.request_id
-        self.cancel.clear()
         depth_tg: list[tuple[int, float]] = []
         pp: list[float] = []
         tg: list[float] = []
-        try:
+        with self._kv_request(command):
             if command.depths:
                 depth_tg = run_depth_bench(self.loaded, list(command.depths), command.n_gen,
                                            self.cancel)
             else:
                 pp, tg = run_bench(self.loaded, command.n_prompt, command.n_gen,
                                    max(1, command.repetitions), self.cancel)
-        finally:
-            self.current_request = 0
-            self.chat.cached = []  # the bench cleared the KV cache
         self.channel.send(BenchResult(request_id=command.request_id, n_prompt=command.n_prompt,
                                       n_gen=command.n_gen, pp_tokens_per_s=tuple(round(x, 2) for x in pp),
                                       tg_tokens_per_s=tuple(round(x, 2) for x in tg),
