@@ -51,3 +51,14 @@ def test_real_sampler_on_this_machine_never_raises():
     sample = Sampler().sample()
     assert sample.host.ram_total_bytes and sample.host.ram_total_bytes > 0
     assert sample.gpus or sample.gpu_status
+
+
+def test_memory_only_reads_names_and_memory_and_nothing_that_samples():
+    """`fit` needs the free VRAM fast: no PCIe counters (each samples for ~20 ms), no processes."""
+    nvml = FakeNvml([FakeGpu(used=5 * GiB, processes=[(10, 3 * GiB)]), FakeGpu(name="B")])
+    asked: list[str] = []
+    spy = type("Spy", (), {"__getattr__": lambda self, name: (asked.append(name), getattr(nvml, name))[1]})()
+    gpus, status = NvmlSource(spy).read(memory_only=True)
+    assert status == "" and [g.name for g in gpus] == ["NVIDIA GeForce RTX 3090", "B"]
+    assert gpus[0].memory_free_bytes == 19 * GiB and gpus[0].processes == ()
+    assert not [a for a in asked if "Pcie" in a or "Processes" in a or "Power" in a]

@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def budgets(arg: str | None) -> tuple[tuple[int, ...], list[str], str]:
     """(budget per GPU, GPU names, where the budget came from)."""
-    gpus, status = NvmlSource().read()
+    gpus, status = NvmlSource().read(memory_only=True)
     names = [g.name for g in gpus]
     if arg:
         sizes = tuple(parse_size(x) for x in arg.split(","))

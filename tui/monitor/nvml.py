@@ -57,8 +57,11 @@ class NvmlSource:
         self.driver_version = _try(lambda: _text(self._nvml.nvmlSystemGetDriverVersion()))
         return True
 
-    def read(self, engine_pid: int | None = None) -> tuple[tuple[GpuSample, ...], str]:
-        """All GPUs now, and a status line that is empty when NVML answered."""
+    def read(self, engine_pid: int | None = None,
+             memory_only: bool = False) -> tuple[tuple[GpuSample, ...], str]:
+        """All GPUs now, and a status line that is empty when NVML answered. `memory_only` reads
+        each GPU's name and memory and nothing else (`fit`: the PCIe counters alone sample for
+        tens of milliseconds)."""
         if not self._init():
             return (), self.status
         n = self._nvml
@@ -76,8 +79,16 @@ class NvmlSource:
             if handle is None:
                 gpus.append(GpuSample(index=i, name="GPU lost (fell off the bus?)"))
                 continue
-            gpus.append(self._read_gpu(i, handle, engine_pid))
+            gpus.append(self._read_memory(i, handle) if memory_only
+                        else self._read_gpu(i, handle, engine_pid))
         return tuple(gpus), ""
+
+    def _read_memory(self, index: int, h: Any) -> GpuSample:
+        n = self._nvml
+        mem = _try(lambda: n.nvmlDeviceGetMemoryInfo(h))
+        return GpuSample(index=index, name=_try(lambda: _text(n.nvmlDeviceGetName(h))) or f"GPU {index}",
+                         memory_used_bytes=getattr(mem, "used", None),
+                         memory_total_bytes=getattr(mem, "total", None))
 
     def _read_gpu(self, index: int, h: Any, engine_pid: int | None) -> GpuSample:
         n = self._nvml
