@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
+from tui.models.gguf_tables import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
