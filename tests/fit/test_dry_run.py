@@ -45,3 +45,20 @@ def test_a_bad_setting_in_a_dry_run_is_an_error_not_a_crash(tmp_path):
 
     with pytest.raises(DryRunError):
         dry_runs([LoadSettings(model_path=str(tmp_path / "none.gguf"))])
+
+
+def test_parallel_dry_runs_each_read_their_own_log(demo_model, monkeypatch):
+    """The child runs the settings on one thread each, and llama.cpp's log is one stream for the
+    whole process: each thread must parse its own lines. Three contexts of different sizes, run
+    together, must each report their own KV, and the same buffers as one after the other."""
+    settings = [LoadSettings(model_path=str(demo_model), n_ctx=c) for c in (512, 1024, 2048)]
+    together = dry_runs(settings)
+    starts = [r.raw["timing"]["start"] for r in together]
+    ends = [r.raw["timing"]["end"] for r in together]
+    assert max(starts) < min(ends)  # they did overlap
+    # SmolLM2-135M: 30 layers x 3 KV heads x 64 dims x (K + V) x 2 bytes per cell
+    assert [r.total("kv") for r in together] == [30 * 3 * 64 * 2 * 2 * c for c in (512, 1024, 2048)]
+    monkeypatch.setenv("VRAMDECK_DRY_RUN", "serial")
+    apart = dry_runs(settings)
+    assert max(r.raw["timing"]["start"] for r in apart) >= min(r.raw["timing"]["end"] for r in apart)
+    assert [r.buffers for r in together] == [r.buffers for r in apart]

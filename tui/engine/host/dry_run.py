@@ -3,18 +3,31 @@
     python -m tui.engine.host.dry_run '[{"model_path": "...", "n_gpu_layers": 40, ...}, ...]'
 
 prints a JSON list, one object per settings object: the buffer sizes llama.cpp logged, per kind
-(model, kv, compute, ...) and device (CUDA0, CPU, ...), in bytes. Several settings in one process
-pay for the backend (CUDA) start-up once. With `no_alloc` llama.cpp reports model buffers as 0, so the
-caller takes weight bytes from the GGUF tensor table; KV and compute buffers are exact. It runs in
-its own process (it needs llama_cpp, and a bad file must not take the caller down) and takes well
-under a second, even for a 70B model.
+(model, kv, compute, ...) and device (CUDA0, CPU, ...), in bytes. With `no_alloc` llama.cpp reports
+model buffers as 0, so the caller takes weight bytes from the GGUF tensor table; KV and compute
+buffers are exact. It runs in its own process (it needs llama_cpp, and a bad file must not take
+the caller down).
+
+Most of its time on a GPU build is CUDA starting up, paid once per process: the GPU contexts are
+created on a thread while llama_cpp is imported (`cuda_warmup`), and the settings are then tried
+on one thread each, since each no-alloc load is mostly waiting on the driver. Each thread reads
+its own log lines (llama.cpp's log is one stream for the process). Each result carries its start,
+model-loaded and end times in seconds since the process began, for `benchmarks/fit_speed.py`.
+VRAMDECK_DRY_RUN=serial runs them one after the other, and VRAMDECK_DRY_RUN=cold runs them as
+this did before: one after the other, no warm-up, the whole llama_cpp package (the benchmark's
+comparison).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import threading
+import time
+
+_STARTED = time.perf_counter()
 
 MIB = 1024**2
 _BUFFER = re.compile(r"(\S+) (model|KV|compute|RS|output) buffer size =\s*([0-9.]+) MiB")
@@ -54,15 +67,22 @@ def parse_buffers(lines: list[str]) -> dict[str, dict[str, int]]:
     return out
 
 
-_lines: list[str] = []
-_partial = [""]
+_logs: dict[int, list[str]] = {}  # llama.cpp's log lines, per thread that asked for them
+_partials: dict[int, str] = {}
+_stray: list[str] = []  # lines from threads that did not ask (llama.cpp's own workers)
 
 
 def _on_log(_level: int, text: bytes, _user) -> None:
-    _partial[0] += (text or b"").decode("utf-8", "replace")
-    while "\n" in _partial[0]:
-        line, _partial[0] = _partial[0].split("\n", 1)
-        _lines.append(line)
+    tid = threading.get_ident()
+    buf = _partials.get(tid, "") + (text or b"").decode("utf-8", "replace")
+    while "\n" in buf:
+        line, buf = buf.split("\n", 1)
+        _logs.get(tid, _stray).append(line)
+    _partials[tid] = buf
+
+
+def _since_start() -> float:
+    return round(time.perf_counter() - _STARTED, 4)
 
 
 def dry_run(settings: dict) -> dict:
@@ -71,8 +91,8 @@ def dry_run(settings: dict) -> dict:
     from tui.engine.host.runtime import context_params, model_params
     from tui.engine.settings import LoadSettings
 
-    _lines.clear()
-    lines = _lines
+    lines = _logs.setdefault(threading.get_ident(), [])
+    lines.clear()
     s = LoadSettings.from_dict(settings).validated()
     mp, keep = model_params(s)  # the very parameters a real load uses, then:
     mp.load_mode = L.LLAMA_LOAD_MODE_NONE  # read no tensor data
@@ -80,11 +100,12 @@ def dry_run(settings: dict) -> dict:
     model = L.llama_model_load_from_file(s.model_path.encode(), mp)
     if not model:
         return {"ok": False, "error": "llama.cpp could not read the model", "log_tail": lines[-8:]}
+    loaded = _since_start()
     ctx = L.llama_init_from_model(model, context_params(s))
     buffers = parse_buffers(lines)
     buffers["kv"] = kv_per_device(lines) or buffers.get("kv", {})
     result: dict = {"ok": bool(ctx), "buffers": buffers,
-                    "gpu_offload": bool(L.llama_supports_gpu_offload())}
+                    "gpu_offload": bool(L.llama_supports_gpu_offload()), "model_loaded_at": loaded}
     for line in reversed(lines):
         m = _OFFLOADED.search(line)
         if m:
@@ -102,19 +123,50 @@ def dry_run(settings: dict) -> dict:
     return result
 
 
-def main() -> None:
-    import llama_cpp as L
+def _run_one(settings: dict) -> dict:
+    started = _since_start()
+    try:
+        result = dry_run(settings)
+    except Exception as exc:  # bad settings: say so for this one, carry on
+        result = {"ok": False, "error": str(exc),
+                  "log_tail": _logs.get(threading.get_ident(), [])[-8:]}
+    result["timing"] = {"start": started, "model_loaded": result.pop("model_loaded_at", None),
+                        "end": _since_start()}
+    return result
 
+
+def main() -> None:
+    mode = os.environ.get("VRAMDECK_DRY_RUN", "parallel")
+    if mode == "cold":  # as before: the whole package, CUDA started by llama.cpp
+        import llama_cpp as L
+    else:
+        from tui.engine.host import cuda_warmup
+        from tui.engine.host.llama_c import import_bindings
+
+        cuda_warmup.start()  # the GPU contexts, on a thread, while the bindings load
+        L = import_bindings()  # the C bindings alone: no numpy, no jinja2
+
+    imported = _since_start()
     log_cb = L.llama_log_callback(_on_log)
     L.llama_log_set(log_cb, None)
     L.llama_backend_init()
     requests = json.loads(sys.argv[1])
-    results = []
-    for settings in requests if isinstance(requests, list) else [requests]:
-        try:
-            results.append(dry_run(settings))
-        except Exception as exc:  # bad settings: say so for this one, carry on
-            results.append({"ok": False, "error": str(exc), "log_tail": _lines[-8:]})
+    requests = requests if isinstance(requests, list) else [requests]
+    if mode == "parallel" and len(requests) > 1:
+        results: list[dict] = [{} for _ in requests]
+
+        def run(i: int) -> None:
+            results[i] = _run_one(requests[i])
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    else:
+        results = [_run_one(r) for r in requests]
+    for r in results:
+        r["timing"]["imported"] = imported
     print(json.dumps(results), flush=True)
 
 
