@@ -236,6 +236,13 @@ class VramdeckApp(App):
         elif shown:
             self.pop_screen()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While the too-small notice is up, only quitting works: a pane switch, help or the
+        palette would open a layout the terminal cannot hold, under a notice that says so."""
+        if isinstance(self.screen, TooSmallScreen) and action != "quit":
+            return False
+        return True
+
     def _show_size(self, width: int, height: int) -> None:
         if isinstance(self.screen, TooSmallScreen):
             self.screen.show_size(width, height)

@@ -90,3 +90,21 @@ def test_starts_draws_and_quits_in_a_real_terminal(term, demo_model):
     finally:
         app.close()
     assert app.proc.returncode == 0
+
+
+async def test_while_the_terminal_is_too_small_only_quit_works(tmp_path, demo_model):
+    """The too-small notice stays put: F-keys must not switch to a pane that cannot be laid out
+    (it would show a broken layout under a notice that claims otherwise), nor open help."""
+    from tui.screens.too_small import TooSmallScreen
+
+    app = shell_app(demo_model, tmp_path / "s.toml")
+    async with app.run_test(size=(60, 15)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, TooSmallScreen))
+        mode = app.current_mode
+        await pilot.press("f3", "f4", "f1", "f6", "ctrl+p")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, TooSmallScreen) and app.current_mode == mode
+        await pilot.resize_terminal(100, 30)
+        await until(pilot, lambda: not isinstance(app.screen, TooSmallScreen))
+        await pilot.press("f4")
+        await until(pilot, lambda: app.current_mode == "tuner")
