@@ -22,6 +22,14 @@ def test_llama_cpp_log_lines_map_to_failure_kinds(line, kind):
     assert describe_failure(got, detail)
 
 
+def test_the_detail_and_the_advice_are_separate_sentences():
+    text = describe_failure(FailureKind.OOM_DEVICE, "cudaMalloc failed: out of memory")
+    assert text == ("Out of GPU memory while loading. cudaMalloc failed: out of memory. "
+                    "Try fewer GPU layers, a quantized KV cache (q8_0 or q4_0), or a shorter context.")
+    assert describe_failure(FailureKind.OTHER, "It broke.") == (
+        "llama.cpp could not load the model. It broke. The Log pane has llama.cpp's own words.")
+
+
 def test_protocol_round_trips_nested_messages():
     facts = ModelFacts(name="m", vram_bytes_per_gpu=(1, 2), n_layer=3)
     assert decode(Loaded(facts=facts).to_wire()) == Loaded(facts=facts)

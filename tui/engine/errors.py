@@ -107,7 +107,8 @@ def describe_failure(kind: FailureKind, detail: str) -> str:
     first = headline(kind)
     parts = [first]
     if detail and detail not in first:
-        parts.append(detail)
+        # llama.cpp's log lines end without a full stop; the advice is a sentence of its own
+        parts.append(detail if detail.endswith((".", "!", "?", ":")) else f"{detail}.")
     tip = advice(kind)
     if tip:
         parts.append(tip)
