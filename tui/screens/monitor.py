@@ -84,6 +84,7 @@ class MonitorScreen(Screen):
             status.update(f"{sample.gpu_status}: showing host figures only; models run on the CPU."
                           if sample.gpu_status else "")
         box = self.query_one("#gpus", Vertical)
+        box.display = bool(sample.gpus)  # no GPU: the host and model take the whole width
         panels = list(box.query(GpuPanel))
         if len(panels) != len(sample.gpus):
             await box.remove_children()
