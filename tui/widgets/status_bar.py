@@ -18,6 +18,12 @@ def prompt_progress_text(done: int, total: int, tokens_per_s: float) -> str:
     return f"reading the prompt: {done:,} of {total:,} tokens ({done / total:.0%}){eta}"
 
 
+def _shortened(text: str, room: int) -> str:
+    """`text` cut to `room` cells with an ellipsis (never below a recognisable 12)."""
+    room = max(room, 12)
+    return text if len(text) <= room else text[:room - 1] + "…"
+
+
 class StatusBar(Static):
     DEFAULT_CSS = """
     StatusBar { height: auto; max-height: 4; padding: 0 1; background: $panel; }
@@ -33,11 +39,12 @@ class StatusBar(Static):
         parts: list[str | tuple[str, str]] = [("● ", _DOT.get(s.phase, "bold"))]
         if s.phase is Phase.READY and s.facts:
             f = s.facts
-            parts += [(f"{f.name} {f.quant}", "bold"),
-                      f"  ·  {f.layers_offloaded}/{f.layers_total} layers on GPU",
-                      f"  ·  ctx {self.context_used:,}/{f.n_ctx:,}"]
-            if f.n_ctx and self.context_used > 0.9 * f.n_ctx:
-                parts.append(("  almost full", "bold $warning"))
+            figures = [f"  ·  {f.layers_offloaded}/{f.layers_total} layers on GPU",
+                       f"  ·  ctx {self.context_used:,}/{f.n_ctx:,}"]
+            full = [("  almost full", "bold $warning")] if f.n_ctx and self.context_used > 0.9 * f.n_ctx else []
+            # the figures are what changes; on a narrow terminal the name gives way, not them
+            room = self.content_size.width - 2 - sum(len(x) for x in figures) - sum(len(t) for t, _ in full)
+            parts += [(_shortened(f"{f.name} {f.quant}", room), "bold"), *figures, *full]
             if self.prompt_progress:
                 parts.append(("\n" + prompt_progress_text(*self.prompt_progress), "$accent"))
         elif s.phase is Phase.LOADING:
