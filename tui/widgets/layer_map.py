@@ -14,7 +14,7 @@ GPU_STYLES = ("$primary", "$secondary", "$accent", "$success")
 
 class LayerMap(Static):
     DEFAULT_CSS = """
-    LayerMap { border: round $panel; padding: 0 1; height: auto; }
+    LayerMap { border: round $panel; border-title-color: $text-muted; padding: 0 1; height: auto; }
     """
 
     devices: reactive[tuple[int | None, ...]] = reactive((), layout=True)
