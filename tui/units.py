@@ -1,4 +1,4 @@
-"""Byte sizes for people: 22.3 GiB out, '24GiB' / '24G' / '24000MB' in."""
+"""Figures and text for people: 22.3 GiB out, '24GiB' / '24G' / '24000MB' in, long text cut to fit."""
 
 from __future__ import annotations
 
@@ -40,3 +40,9 @@ def format_params(n: int) -> str:
 def na(value: object, fmt: str = "{}") -> str:
     """`value` formatted, or 'n/a' where the hardware could not say."""
     return "n/a" if value is None else fmt.format(value)
+
+
+def shortened(text: object, width: int) -> str:
+    """`text` cut to `width` cells, the cut marked with an ellipsis."""
+    text = str(text)
+    return text if len(text) <= width else text[:max(1, width - 1)] + "…"

@@ -20,3 +20,12 @@ def test_format_bytes():
     assert format_bytes(None) == "n/a"
     assert format_bytes(22.3 * 1024**3) == "22.3 GiB"
     assert format_bytes(512) == "512 B"
+
+
+def test_shortened_keeps_what_fits_and_marks_a_cut():
+    from tui.units import shortened
+
+    assert shortened("Llama-3.1-70B", 20) == "Llama-3.1-70B"
+    assert shortened("Llama-3.1-70B-Instruct", 10) == "Llama-3.1…"
+    assert len(shortened("x" * 100, 10)) == 10
+    assert shortened(12345, 3) == "12…"

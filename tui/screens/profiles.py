@@ -15,6 +15,7 @@ from tui.profiles.export import export
 from tui.profiles.schema import Profile, ProfileError
 from tui.profiles.store import ProfileExists, ProfileStore, diff
 from tui.screens.ask import AskTextScreen, ConfirmScreen
+from tui.units import shortened
 
 
 def _speed(p: Profile) -> str:
@@ -47,15 +48,10 @@ class ProfileDiffScreen(ModalScreen[None]):
         table.add_columns("setting", self.a.name, self.b.name)
         rows = diff(self.a, self.b)
         for key, x, y in rows:
-            table.add_row(key, _short(x), _short(y))
+            table.add_row(key, shortened(x, 50), shortened(y, 50))
         if not rows:
             table.add_row("(none)", "the two profiles have the same settings", "")
         table.focus()
-
-
-def _short(value: object, width: int = 50) -> str:
-    text = str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 class ProfilesScreen(ModalScreen[str | None]):

@@ -8,6 +8,8 @@ from textual.content import Content
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from tui.units import shortened
+
 BADGE_STYLE = {"all": "$success", "some": "$warning", "none": "$error", "unknown": "$text-muted",
                "broken": "$error"}
 
@@ -21,10 +23,6 @@ class ModelEntry:
     badge: str = ""
     badge_kind: str = "unknown"
     usable: bool = True
-
-
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
 
 class ModelList(OptionList):
@@ -52,8 +50,8 @@ class ModelList(OptionList):
         for e in entries:
             badge = Content.styled(f"{e.badge:<8}", BADGE_STYLE.get(e.badge_kind, ""))
             mark = "▸ " if e.path == current else "  "
-            name = _fit(e.name.removesuffix(".gguf"), width - 2)
-            detail = _fit(e.detail, width - 10)
+            name = shortened(e.name.removesuffix(".gguf"), width - 2)
+            detail = shortened(e.detail, width - 10)
             prompt = Content.assemble(mark, (name, "bold" if e.path == current else ""), "\n  ",
                                       badge, (detail, "$text-muted" if e.usable else "$error"))
             self.add_option(Option(prompt, id=e.path, disabled=not e.usable))

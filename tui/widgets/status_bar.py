@@ -7,6 +7,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from tui.engine.status import EngineStatus, Phase
+from tui.units import shortened
 
 _DOT = {Phase.READY: "bold $success", Phase.LOADING: "bold $warning",
         Phase.FAILED: "bold $error", Phase.CRASHED: "bold $error"}
@@ -16,12 +17,6 @@ def prompt_progress_text(done: int, total: int, tokens_per_s: float) -> str:
     left = (total - done) / tokens_per_s if tokens_per_s > 0 else 0.0
     eta = f", about {left:.0f} s left" if tokens_per_s > 0 else ""
     return f"reading the prompt: {done:,} of {total:,} tokens ({done / total:.0%}){eta}"
-
-
-def _shortened(text: str, room: int) -> str:
-    """`text` cut to `room` cells with an ellipsis (never below a recognisable 12)."""
-    room = max(room, 12)
-    return text if len(text) <= room else text[:room - 1] + "…"
 
 
 class StatusBar(Static):
@@ -44,7 +39,7 @@ class StatusBar(Static):
             full = [("  almost full", "bold $warning")] if f.n_ctx and self.context_used > 0.9 * f.n_ctx else []
             # the figures are what changes; on a narrow terminal the name gives way, not them
             room = self.content_size.width - 2 - sum(len(x) for x in figures) - sum(len(t) for t, _ in full)
-            parts += [(_shortened(f"{f.name} {f.quant}", room), "bold"), *figures, *full]
+            parts += [(shortened(f"{f.name} {f.quant}", max(room, 12)), "bold"), *figures, *full]
             if self.prompt_progress:
                 parts.append(("\n" + prompt_progress_text(*self.prompt_progress), "$accent"))
         elif s.phase is Phase.LOADING:
