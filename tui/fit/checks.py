@@ -11,9 +11,13 @@ import psutil
 
 from tui.engine.settings import LoadSettings
 from tui.fit.estimate import layer_devices
+from tui.models.gguf_tables import GGML_QUANT_SIZES, GGMLQuantizationType
 from tui.models.model_info import ModelInfo
 
-QUANT_BLOCK = {"q8_0": 32, "q5_1": 32, "q5_0": 32, "q4_1": 32, "q4_0": 32, "iq4_nl": 32}
+
+def values_per_block(type_name: str) -> int:
+    """How many values a ggml type packs in one block (1 for f16; 32 for q8_0 and q4_0)."""
+    return GGML_QUANT_SIZES[GGMLQuantizationType[type_name.upper()]][0]
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,8 @@ def preload_checks(info: ModelInfo, s: LoadSettings, m: Machine) -> list[Check]:
         out.append(Check("warning", f"A quantized V cache ({s.type_v}) needs flash attention; "
                                     "'auto' must turn it on or the load fails. Set it on (x)."))
     for which, kv, dim in (("K", s.type_k, info.head_dim_k), ("V", s.type_v, info.head_dim_v)):
-        block = QUANT_BLOCK.get(kv)
-        if block and dim and dim % block:
+        block = values_per_block(kv)
+        if dim and dim % block:
             out.append(Check("error", f"The {which} cache type {kv} packs {block} values a block, "
                                       f"but this model's heads are {dim} wide: use f16 or another "
                                       "type."))
