@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Label
 from tui.chat.export import to_markdown
 from tui.chat.store import ConversationStore, ConversationSummary
 from tui.screens.ask import AskTextScreen, ConfirmScreen, ask_path_and_write
+from tui.units import shortened
 
 
 def _when(t: float) -> str:
@@ -51,7 +52,7 @@ class ConversationsScreen(ModalScreen[str | None]):
         table = self.query_one(DataTable)
         table.clear()
         for c in self.rows:
-            table.add_row(c.title[:60], str(c.turns), _when(c.modified), key=c.id)
+            table.add_row(shortened(c.title, 60), str(c.turns), _when(c.modified), key=c.id)
         self.query_one("#conversations-title", Label).update(
             f"{len(self.rows)} saved conversation{'s' if len(self.rows) != 1 else ''} "
             f"(Enter opens)" if self.rows else "No saved conversations yet.")
