@@ -7,6 +7,7 @@ vramdeck that talks to it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -92,15 +93,11 @@ class NvmlSource:
 
     def _read_gpu(self, index: int, h: Any, engine_pid: int | None) -> GpuSample:
         n = self._nvml
-        mem = _try(lambda: n.nvmlDeviceGetMemoryInfo(h))
         util = _try(lambda: n.nvmlDeviceGetUtilizationRates(h))
         power_mw = _try(lambda: n.nvmlDeviceGetPowerUsage(h))
         limit_mw = _try(lambda: n.nvmlDeviceGetEnforcedPowerLimit(h))
-        return GpuSample(
-            index=index,
-            name=_try(lambda: _text(n.nvmlDeviceGetName(h))) or f"GPU {index}",
-            memory_used_bytes=getattr(mem, "used", None),
-            memory_total_bytes=getattr(mem, "total", None),
+        return replace(
+            self._read_memory(index, h),
             util_percent=getattr(util, "gpu", None),
             memory_util_percent=getattr(util, "memory", None),
             temperature_c=_try(lambda: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU)),
