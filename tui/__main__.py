@@ -7,6 +7,7 @@ import signal
 import sys
 
 from tui import __version__
+from tui.safe_text import SafeWriter
 
 
 
@@ -36,7 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     commands = {"bench": bench.main, "inspect": inspect.main, "fit": fit.main, "models": models.main,
                 "monitor": monitor.main, "profiles": profiles.main, "tune": tune.main, "web": web.main}
+    if args.command in HEADLESS or (args.command == "monitor" and args.once):
+        # model, tensor, file and process names are the files' words: printed, never obeyed
+        sys.stdout, sys.stderr = SafeWriter(sys.stdout), SafeWriter(sys.stderr)
     return commands.get(args.command, run_app.main)(args)
+
+
+HEADLESS = {"bench", "inspect", "fit", "models", "profiles", "tune"}
+"""Commands that only print (the app, the Monitor pane and web draw with escape sequences)."""
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import tomli_w
 from platformdirs import user_config_dir
 
 from tui.profiles.schema import key_line
-from tui.profiles.store import write_atomically
+from tui.files import read_regular_text, write_atomically
 
 SCHEMA_VERSION = 1
 
@@ -52,13 +52,15 @@ def load_settings(path: Path | None = None) -> tuple[AppSettings, list[str]]:
     path = path or settings_path()
     defaults = AppSettings()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path, 1 << 20)
     except FileNotFoundError:
         return defaults, []
     except (OSError, UnicodeError) as exc:
         return defaults, [f"{path}: cannot be read ({exc}); using the defaults"]
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        return defaults, [f"{path}: nested too deeply to read; using the defaults"]
     except tomllib.TOMLDecodeError as exc:
         return defaults, [f"{path}: not valid TOML ({exc}); using the defaults"]
     problems: list[str] = []

@@ -9,11 +9,11 @@ at 0.6-0.9 GiB, so the default errs on the side of fitting.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from platformdirs import user_cache_dir
+
+from tui.files import read_regular_text, write_atomically
 
 MIB = 1024**2
 DEFAULT_GPU_OVERHEAD = 768 * MIB
@@ -45,9 +45,9 @@ class OverheadStore:
 
     def _read(self) -> dict[str, int]:
         try:
-            data = json.loads(self.path.read_text())
+            data = json.loads(read_regular_text(self.path, 1 << 20))
             return {str(k): int(v) for k, v in data.items()}
-        except (OSError, ValueError, TypeError, AttributeError):
+        except (OSError, ValueError, TypeError, AttributeError, OverflowError, RecursionError):
             return {}
 
     def lookup(self, gpu_name: str) -> int | None:
@@ -60,10 +60,4 @@ class OverheadStore:
     def remember(self, gpu_name: str, overhead_bytes: int) -> None:
         data = self._read()
         data[gpu_name] = int(overhead_bytes)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".overhead-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_atomically(self.path, json.dumps(data, indent=2))

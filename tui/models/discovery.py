@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tui.files import read_regular_text, write_atomically
 from tui.models.gguf_info import GgufError, check_model_file
 from tui.models.model_info import ModelInfo, model_info_from_headers
 
@@ -70,17 +71,24 @@ def default_locations(model_dirs: list[str | Path] | None = None) -> list[Locati
     return locations
 
 
+MAX_CACHE_BYTES = 64 << 20
+MAX_MANIFEST_BYTES = 1 << 20
+
+
 class HeaderCache:
-    """ModelInfo (or the error) per file, keyed by path, size and mtime; optionally on disk."""
+    """ModelInfo (or the error) per file, keyed by path, size and mtime; optionally on disk.
+    A cache file that is damaged, of another shape, or not a file at all is ignored (rebuilt)."""
 
     def __init__(self, path: Path | None = None):
         self.path = path
         self._entries: dict[str, dict] = {}
         if path is not None:
             try:
-                self._entries = json.loads(path.read_text())
-            except (OSError, ValueError):
-                self._entries = {}
+                data = json.loads(read_regular_text(path, MAX_CACHE_BYTES))
+            except (OSError, ValueError, RecursionError):
+                data = {}
+            if isinstance(data, dict):
+                self._entries = {k: v for k, v in data.items() if isinstance(v, dict)}
         self.dirty = False
 
     @staticmethod
@@ -92,31 +100,39 @@ class HeaderCache:
         return stamp
 
     def get(self, parts: tuple[str, ...]) -> dict | None:
+        """The entry for these files if they are unchanged and it is whole, else None."""
         entry = self._entries.get(parts[0])
-        try:
-            if entry and entry["stamp"] == self._stamp(parts):
-                return entry
-        except OSError:
+        if not entry:
             return None
-        return None
+        try:
+            if entry.get("stamp") != self._stamp(parts):
+                return None
+            info = entry.get("info")
+            error = entry.get("error")
+            if not (error is None or isinstance(error, str)):
+                return None
+            return {**entry, "info": ModelInfo.from_dict(info) if isinstance(info, dict) else None}
+        except (OSError, TypeError, ValueError, AttributeError):
+            return None  # changed, or a cache entry of another shape: read the file again
 
     def put(self, parts: tuple[str, ...], info: ModelInfo | None, error: str | None) -> dict:
         try:
             stamp = self._stamp(parts)
         except OSError:
             stamp = []
-        entry = {"stamp": stamp, "info": info.to_dict() if info else None, "error": error}
-        self._entries[parts[0]] = entry
+        self._entries[parts[0]] = {"stamp": stamp, "info": info.to_dict() if info else None,
+                                   "error": error}
         self.dirty = True
-        return entry
+        return {"stamp": stamp, "info": info, "error": error}
 
     def save(self) -> None:
+        """Written atomically under a unique temp name: two scans at once each write a whole file."""
         if self.path is None or not self.dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._entries))
-        os.replace(tmp, self.path)
+        try:
+            write_atomically(self.path, json.dumps(self._entries))
+        except OSError:
+            return  # a cache: the next scan reads the headers again
         self.dirty = False
 
 
@@ -188,16 +204,19 @@ def _ollama_models(root: Path, skipped: list[str]) -> list[tuple[str, tuple[Path
         for tag in files:
             manifest = Path(dirpath) / tag
             try:
-                data = json.loads(manifest.read_text())
+                data = json.loads(read_regular_text(manifest, MAX_MANIFEST_BYTES))
                 layer = next(layer for layer in data.get("layers", [])
                              if layer.get("mediaType") == OLLAMA_MODEL_LAYER)
-            except (OSError, ValueError, StopIteration, AttributeError):
+                digest = layer.get("digest", "")
+                if not isinstance(digest, str) or "/" in digest or digest.startswith("."):
+                    continue  # a blob name that would leave the blobs folder
+            except (OSError, ValueError, StopIteration, AttributeError, TypeError, RecursionError):
                 continue
             rel = manifest.relative_to(manifests).parts  # host / namespace / model / tag
             model = rel[-2] if len(rel) >= 2 else "?"
             namespace = rel[-3] if len(rel) >= 3 else "library"
             name = f"{model}:{tag}" if namespace == "library" else f"{namespace}/{model}:{tag}"
-            blob = root / "blobs" / str(layer.get("digest", "")).replace(":", "-")
+            blob = root / "blobs" / digest.replace(":", "-")
             out.append((name, (blob,)))
     return sorted(out)
 
@@ -222,7 +241,7 @@ def _describe(parts: tuple[Path, ...], name: str, source: str, cache: HeaderCach
         except OSError as exc:
             error = f"cannot read: {exc.strerror or exc}"
         entry = cache.put(keys, info, error)
-    info = ModelInfo.from_dict(entry["info"]) if entry.get("info") else None
+    info = entry["info"]
     if len(parts) > 1 and info is not None:
         m = SPLIT.match(parts[0].name)
         expected = int(m.group("count")) if m else len(parts)

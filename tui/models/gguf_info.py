@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,19 @@ from tui.models.gguf_tables import GGML_QUANT_SIZES, GGMLQuantizationType, Llama
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
 _SMALL_ARRAY = 64  # arrays up to this length are kept; longer ones only counted
+
+# Bounds a real model never reaches, so that a damaged or hostile header costs milliseconds and
+# kilobytes, never minutes and gigabytes: every count is also bounded by the bytes left in the file.
+MAX_KEY_BYTES = 1024
+MAX_NAME_BYTES = 1024
+"""Tensor names (llama.cpp itself allows 63 bytes)."""
+MAX_STRING_BYTES = 16 << 20
+"""A metadata string (chat templates are tens of KB)."""
+MAX_ARRAY_ITEMS = 1 << 21
+"""The largest vocabularies and merge lists are a few hundred thousand entries."""
+MAX_ARRAY_DEPTH = 2
+"""An array of arrays at most (llama.cpp's own reader takes none)."""
+MAX_ALIGNMENT = 1 << 16
 
 # value type id -> struct format (scalars)
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
@@ -98,10 +112,21 @@ class _Cursor:
     def __init__(self, buf: mmap.mmap | bytes, size: int):
         self.buf, self.size, self.pos = buf, size, 0
 
+    @property
+    def left(self) -> int:
+        return self.size - self.pos
+
     def need(self, n: int) -> None:
         if n < 0 or self.pos + n > self.size:
-            raise GgufError("corrupt", f"header ends early at byte {self.pos} "
-                                       f"(needs {n} more of {self.size}): truncated or damaged")
+            raise GgufError("corrupt", f"header ends early at byte {self.pos:,} "
+                                       f"(needs {n:,} more of {self.size:,}): truncated or damaged")
+
+    def count(self, n: int, min_item_bytes: int, what: str, limit: int) -> int:
+        """`n` items of at least `min_item_bytes` each, checked against `limit` and the bytes left."""
+        if n > limit or n * min_item_bytes > self.left:
+            raise GgufError("corrupt", f"{what} count {n:,} at byte {self.pos:,} does not fit "
+                                       f"the file: damaged header")
+        return n
 
     def unpack(self, fmt: str) -> Any:
         n = struct.calcsize(fmt)
@@ -110,44 +135,57 @@ class _Cursor:
         self.pos += n
         return value
 
-    def string(self) -> str:
+    def string(self, limit: int = MAX_STRING_BYTES, what: str = "string") -> str:
         n = self.unpack("<Q")
-        if n > 1 << 26:
-            raise GgufError("corrupt", f"string of {n} bytes at byte {self.pos}: damaged header")
+        if n > limit:
+            raise GgufError("corrupt", f"{what} of {n:,} bytes at byte {self.pos:,}: damaged header")
         self.need(n)
         raw = bytes(self.buf[self.pos:self.pos + n])
         self.pos += n
         return raw.decode("utf-8", errors="replace")
 
-    def skip_string(self) -> None:
-        n = self.unpack("<Q")
-        self.need(n)
-        self.pos += n
+    def skip_strings(self, count: int) -> None:
+        buf, pos, size = self.buf, self.pos, self.size
+        unpack_from = struct.unpack_from
+        for _ in range(count):
+            if pos + 8 > size:
+                self.pos = pos
+                self.need(8)
+            pos += 8 + unpack_from("<Q", buf, pos)[0]
+            if pos > size:
+                self.pos = pos - size  # for the message only
+                raise GgufError("corrupt", "a string in an array runs past the end of the file: "
+                                           "truncated or damaged")
+        self.pos = pos
 
-    def value(self, vtype: int) -> Any:
+    def value(self, vtype: int, depth: int = 0) -> Any:
         if vtype in _SCALARS:
             return self.unpack(_SCALARS[vtype])
         if vtype == _STRING:
             return self.string()
         if vtype == _ARRAY:
+            if depth >= MAX_ARRAY_DEPTH:
+                raise GgufError("corrupt", f"arrays nested more than {MAX_ARRAY_DEPTH} deep at byte "
+                                           f"{self.pos:,}: damaged header")
             item_type = self.unpack("<I")
             length = self.unpack("<Q")
-            if length > 1 << 32:
-                raise GgufError("corrupt", f"array of {length} items: damaged header")
+            item_bytes = struct.calcsize(_SCALARS[item_type]) if item_type in _SCALARS else (
+                8 if item_type == _STRING else 12)
+            if item_type not in _SCALARS and item_type not in (_STRING, _ARRAY):
+                raise GgufError("corrupt", f"unknown array item type {item_type} at byte "
+                                           f"{self.pos:,}: damaged header")
+            self.count(length, item_bytes, "array item", MAX_ARRAY_ITEMS)
             if length <= _SMALL_ARRAY:
-                return [self.value(item_type) for _ in range(length)]
+                return [self.value(item_type, depth + 1) for _ in range(length)]
             if item_type in _SCALARS:
-                n = struct.calcsize(_SCALARS[item_type]) * length
-                self.need(n)
-                self.pos += n
+                self.pos += item_bytes * length
             elif item_type == _STRING:
-                for _ in range(length):
-                    self.skip_string()
+                self.skip_strings(length)
             else:
                 for _ in range(length):
-                    self.value(item_type)
+                    self.value(item_type, depth + 1)
             return ArrayInfo(item_type, length)
-        raise GgufError("corrupt", f"unknown metadata value type {vtype} at byte {self.pos}")
+        raise GgufError("corrupt", f"unknown metadata value type {vtype} at byte {self.pos:,}")
 
 
 def check_path(path: str | os.PathLike[str]) -> Path:
@@ -167,10 +205,18 @@ def check_path(path: str | os.PathLike[str]) -> Path:
 def read_header(path: str | os.PathLike[str]) -> GgufHeader:
     """Parse the header of a GGUF file. Raises GgufError for anything that is not a whole GGUF."""
     p = check_path(path)
-    size = p.stat().st_size
-    if size == 0:
-        raise GgufError("not_gguf", f"{p.name} is empty (0 bytes).")
-    with open(p, "rb") as f:
+    try:
+        # O_NONBLOCK: a FIFO swapped in after check_path must not block the open
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise GgufError("missing", f"{p} cannot be opened: {exc.strerror or exc}.") from None
+    with open(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise GgufError("not_gguf", f"{p} is not a regular file.")
+        size = st.st_size
+        if size == 0:
+            raise GgufError("not_gguf", f"{p.name} is empty (0 bytes).")
         head = f.read(4)
         if head != GGUF_MAGIC:
             raise GgufError("not_gguf", f"{p.name} is not a GGUF file (it starts with "
@@ -178,10 +224,37 @@ def read_header(path: str | os.PathLike[str]) -> GgufHeader:
         if size < 24:
             raise GgufError("corrupt", f"{p.name} is only {size} bytes: truncated.")
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            return _parse(str(p), buf, size)
+            return _parse(str(p), buf, size, size)
 
 
-def _parse(path: str, buf: mmap.mmap, size: int) -> GgufHeader:
+def parse_header_bytes(data: bytes, file_size: int | None = None, path: str = "") -> GgufHeader:
+    """Parse a header held in memory: the first bytes of a file of `file_size` bytes (a range read
+    of a remote file, say). Raises GgufError, with kind "corrupt" when `data` ends mid-header."""
+    if data[:4] != GGUF_MAGIC:
+        raise GgufError("not_gguf", f"{path or 'the data'} is not a GGUF file (it starts with "
+                                    f"{bytes(data[:4])!r}, not b'GGUF').")
+    return _parse(path, data, len(data), len(data) if file_size is None else file_size)
+
+
+def _alignment(value: Any) -> int:
+    """general.alignment as llama.cpp requires it: a power of two (32 when absent)."""
+    if value is None:
+        return DEFAULT_ALIGNMENT
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0 \
+            or value > MAX_ALIGNMENT or value & (value - 1):
+        raise GgufError("corrupt", f"general.alignment is {_shown(value)}, not a power of two: "
+                                   "damaged header")
+    return value
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message: short whatever it holds."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _parse(path: str, buf: mmap.mmap | bytes, size: int, file_size: int) -> GgufHeader:
+    """`size` bytes of `buf` hold the header (or all) of a file of `file_size` bytes."""
     c = _Cursor(buf, size)
     c.pos = 4
     version = c.unpack("<I")
@@ -189,27 +262,27 @@ def _parse(path: str, buf: mmap.mmap, size: int) -> GgufHeader:
         raise GgufError("corrupt", f"GGUF version {version} is not supported (2 or 3 expected).")
     n_tensors = c.unpack("<Q")
     n_kv = c.unpack("<Q")
-    if n_tensors > 1 << 20 or n_kv > 1 << 20:
-        raise GgufError("corrupt", "implausible tensor or key count: damaged header")
+    c.count(n_kv, 8 + 4 + 1, "metadata key", 1 << 20)  # key length, value type, one byte
+    c.count(n_tensors, 8 + 4 + 4 + 8, "tensor", 1 << 20)  # name length, dims, type, offset
     metadata: dict[str, Any] = {}
     for _ in range(n_kv):
-        key = c.string()
+        key = c.string(MAX_KEY_BYTES, "key")
         metadata[key] = c.value(c.unpack("<I"))
     raw_tensors = []
     for _ in range(n_tensors):
-        name = c.string()
+        name = c.string(MAX_NAME_BYTES, "tensor name")
         n_dims = c.unpack("<I")
         if n_dims > 8:
-            raise GgufError("corrupt", f"tensor {name} has {n_dims} dimensions: damaged header")
+            raise GgufError("corrupt", f"tensor {name!r} has {n_dims} dimensions: damaged header")
         shape = tuple(c.unpack("<Q") for _ in range(n_dims))
         ggml_type = c.unpack("<I")
         offset = c.unpack("<Q")
         raw_tensors.append((name, shape, ggml_type, offset))
-    alignment = int(metadata.get("general.alignment", DEFAULT_ALIGNMENT)) or DEFAULT_ALIGNMENT
+    alignment = _alignment(metadata.get("general.alignment"))
     data_offset = -(-c.pos // alignment) * alignment
     tensors = tuple(TensorInfo(n, s, t, o, tensor_nbytes(t, s)) for n, s, t, o in raw_tensors)
     end = max((t.offset + t.n_bytes for t in tensors), default=0)
-    return GgufHeader(path=path, file_size=size, version=version, metadata=metadata,
+    return GgufHeader(path=path, file_size=file_size, version=version, metadata=metadata,
                       tensors=tensors, data_offset=data_offset, expected_size=data_offset + end)
 
 

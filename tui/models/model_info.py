@@ -58,20 +58,59 @@ class ModelInfo:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelInfo":
+        """The ModelInfo to_dict() wrote; TypeError when a value is not of its field's type."""
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        known["block_bytes"] = tuple(known.get("block_bytes", ()))
-        known["block_expert_bytes"] = tuple(known.get("block_expert_bytes", ()))
+        for name in ("block_bytes", "block_expert_bytes"):
+            value = known.get(name, [])
+            if not isinstance(value, list) or not all(type(x) is int for x in value):
+                raise TypeError(f"{name} is not a list of whole numbers")
+            known[name] = tuple(value)
+        for name, f in cls.__dataclass_fields__.items():
+            expected = {"int": int, "str": str, "float": float, "bool": bool}.get(str(f.type))
+            if expected and name in known and not (type(known[name]) is expected or (
+                    expected is float and type(known[name]) is int)):
+                raise TypeError(f"{name} is not of type {f.type}")
         return cls(**known)
 
 
+# The most a real model has of each, with room to spare: a header past these is damaged, and
+# believing it would cost memory in proportion (a list per block, say).
+_LIMITS = {"block_count": 4096, "embedding_length": 1 << 20, "head_count": 1 << 16,
+           "head_count_kv": 1 << 16, "key_length": 1 << 16, "value_length": 1 << 16,
+           "context_length": 1 << 32, "vocab_size": 1 << 24, "expert_count": 1 << 16}
+
+
 def _int(md: dict, key: str, default: int = 0) -> int:
+    """A whole-number metadata value within what a real model has. GgufError names the key when
+    the value is of the wrong type or out of range (a string, NaN, inf, 10^9 blocks)."""
     value = md.get(key, default)
-    if isinstance(value, list):  # per-layer arrays (e.g. head_count_kv on some models)
-        value = max(value) if value else default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
+    if isinstance(value, list) and value:  # per-layer arrays (e.g. head_count_kv on some models)
+        value = max(value, key=lambda v: v if isinstance(v, int) and not isinstance(v, bool) else -1)
+    elif isinstance(value, (list, ArrayInfo)):
+        value = default
+    limit = _LIMITS.get(key.rpartition(".")[2], 1 << 62)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise GgufError("corrupt", f"{key} is {shown}, not a whole number from 0 to {limit:,}: "
+                                   "damaged header")
+    return value
+
+
+def _text(md: dict, key: str, limit: int = 200) -> str:
+    """A short display string from the metadata ('' when it is not a string)."""
+    value = md.get(key, "")
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _vocab_size(md: dict, arch: str) -> int:
+    tokens = md.get("tokenizer.ggml.tokens")
+    if isinstance(tokens, ArrayInfo):
+        return tokens.length
+    if isinstance(tokens, list) and tokens:
+        return len(tokens)
+    if tokens is not None and not isinstance(tokens, list):
+        raise GgufError("corrupt", "tokenizer.ggml.tokens is not a list of tokens: damaged header")
+    return _int(md, f"{arch}.vocab_size")
 
 
 def split_parts(path: str | Path) -> list[Path]:
@@ -105,12 +144,16 @@ def model_info_from_headers(headers: list[GgufHeader]) -> ModelInfo:
 
 def model_info(h: GgufHeader) -> ModelInfo:
     md = h.metadata
-    arch = str(md.get("general.architecture", "?"))
+    arch = md.get("general.architecture", "?")
+    if not isinstance(arch, str) or len(arch) > 64:
+        raise GgufError("corrupt", "general.architecture is not a short name: damaged header")
     n_layer = _int(md, f"{arch}.block_count")
     n_embd = _int(md, f"{arch}.embedding_length")
     n_head = _int(md, f"{arch}.attention.head_count")
     n_head_kv = _int(md, f"{arch}.attention.head_count_kv", n_head)
     default_dim = n_embd // n_head if n_head else 0
+    head_dim_k = _int(md, f"{arch}.attention.key_length", default_dim)
+    head_dim_v = _int(md, f"{arch}.attention.value_length", default_dim)
     blocks = [0] * n_layer
     experts = [0] * n_layer
     input_bytes = output_bytes = 0
@@ -129,17 +172,16 @@ def model_info(h: GgufHeader) -> ModelInfo:
             output_bytes += t.n_bytes
         else:
             input_bytes += t.n_bytes
-    tokens = md.get("tokenizer.ggml.tokens")
-    n_vocab = tokens.length if isinstance(tokens, ArrayInfo) else len(tokens or []) or _int(md, f"{arch}.vocab_size")
+    n_vocab = _vocab_size(md, arch)
     total = sum(blocks) + input_bytes + output_bytes
     return ModelInfo(
         path=h.path, file_size=h.file_size, architecture=arch,
-        name=str(md.get("general.name", "")), size_label=str(md.get("general.size_label", "")),
-        n_params=n_params, quant=file_type_name(md.get("general.file_type")),
+        name=_text(md, "general.name"), size_label=_text(md, "general.size_label"),
+        n_params=n_params, quant=file_type_name(_int(md, "general.file_type", -1)
+                                                if "general.file_type" in md else None),
         bits_per_weight=round(total * 8 / n_params, 3) if n_params else 0.0,
         n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_head_kv=n_head_kv,
-        head_dim_k=_int(md, f"{arch}.attention.key_length", default_dim),
-        head_dim_v=_int(md, f"{arch}.attention.value_length", default_dim),
+        head_dim_k=head_dim_k, head_dim_v=head_dim_v,
         n_ctx_train=_int(md, f"{arch}.context_length"), n_vocab=n_vocab,
         n_expert=_int(md, f"{arch}.expert_count"),
         has_chat_template="tokenizer.chat_template" in md,

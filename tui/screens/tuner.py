@@ -35,6 +35,7 @@ from tui.screens.profiles import ProfilesScreen
 from tui.screens.status_binding import follow_app_status
 from tui.screens.tried import TriedScreen
 from tui.screens.tune import TuneScreen
+from tui.safe_text import terminal_safe
 from tui.units import format_bytes, format_params
 from tui.widgets.memory_bars import MemoryBars
 from tui.widgets.model_list import ModelEntry, ModelList
@@ -118,10 +119,11 @@ class TunerScreen(Screen):
                 yield SettingsTable()
             yield MemoryBars()
             yield LayerMap(id="layer-map")
-            yield Static("", id="checks")
-            yield Static("", id="model-path")
+            # markup off: these show file names, tensor names and llama.cpp's words
+            yield Static("", id="checks", markup=False)
+            yield Static("", id="model-path", markup=False)
             yield ProgressBar(total=1.0, show_eta=False, id="load-progress")
-            yield Static("", id="result")
+            yield Static("", id="result", markup=False)
         yield StatusBar()
         yield Footer()
 
@@ -155,7 +157,7 @@ class TunerScreen(Screen):
         if path_changed:
             self.info = None
             self.calibration = self.calibrated_for = None
-            self.query_one("#model-path", Static).update(f"{settings.model_path}")
+            self.query_one("#model-path", Static).update(terminal_safe(settings.model_path))
             self.read_model(settings.model_path)
         elif self.calibration is not None and self.calibrated_for == context_key(settings):
             self.show_estimate(precise=True)  # only layers changed: arithmetic, no new dry run
@@ -192,6 +194,10 @@ class TunerScreen(Screen):
         except GgufError as exc:
             self.app.call_from_thread(self._header_failed, str(exc))
             return
+        except OSError as exc:
+            self.app.call_from_thread(self._header_failed, f"{path}: cannot be read "
+                                                           f"({exc.strerror or exc})")
+            return
         self.app.call_from_thread(self._header_read, info)
 
     def _header_read(self, info: ModelInfo) -> None:
@@ -200,9 +206,9 @@ class TunerScreen(Screen):
         self.info = info
         self.query_one(SettingsTable).n_layer = info.n_layer
         self._refresh_fields()
-        self.query_one("#model-path", Static).update(
+        self.query_one("#model-path", Static).update(terminal_safe(
             f"{info.architecture}, {info.n_layer} blocks, {format_bytes(info.tensor_bytes)}: "
-            f"{info.path}")
+            f"{info.path}"))
         self.show_estimate(precise=False)
         self.refine_estimate(self.draft)
 
@@ -210,7 +216,7 @@ class TunerScreen(Screen):
         self.info = None
         self.query_one(SettingsTable).n_layer = None
         self.query_one(MemoryBars).estimate = None
-        self.query_one("#model-path", Static).update(message)
+        self.query_one("#model-path", Static).update(terminal_safe(message))
 
     # ------------------------------------------------------------------ models
 
@@ -252,10 +258,11 @@ class TunerScreen(Screen):
         line = self.query_one("#model-path", Static)
         if model.ok:
             i = model.info
-            line.update(f"{i.architecture}, {format_params(i.n_params)} params, {i.n_layer} blocks, "
-                        f"{i.quant}, {format_bytes(model.size_bytes)} ({model.source}): {model.path}")
+            line.update(terminal_safe(
+                f"{i.architecture}, {format_params(i.n_params)} params, {i.n_layer} blocks, "
+                f"{i.quant}, {format_bytes(model.size_bytes)} ({model.source}): {model.path}"))
         else:
-            line.update(f"✗ {model.error}")
+            line.update(terminal_safe(f"✗ {model.error}"))
 
     @on(OptionList.OptionSelected, "#models")
     def model_chosen(self, event: OptionList.OptionSelected) -> None:
@@ -305,7 +312,8 @@ class TunerScreen(Screen):
         checks = self._checks()
         widget = self.query_one("#checks", Static)
         widget.display = bool(checks)
-        widget.update("\n".join(("✗ " if c.level == "error" else "⚠ ") + c.message for c in checks))
+        widget.update(terminal_safe("\n".join(("✗ " if c.level == "error" else "⚠ ") + c.message
+                                               for c in checks), multiline=True))
         widget.set_class(any(c.level == "error" for c in checks), "error")
 
     def show_estimate(self, precise: bool) -> None:
@@ -379,7 +387,7 @@ class TunerScreen(Screen):
         if report:
             lines.insert(0, report)
         result.set_class(bool(report) or status.phase in (Phase.FAILED, Phase.CRASHED), "error")
-        result.update("\n".join(lines))
+        result.update(terminal_safe("\n".join(lines), multiline=True))
 
     # ------------------------------------------------------------------ actions
 

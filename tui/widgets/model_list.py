@@ -8,6 +8,7 @@ from textual.content import Content
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from tui.safe_text import terminal_safe
 from tui.units import shortened
 
 BADGE_STYLE = {"all": "$success", "some": "$warning", "none": "$error", "unknown": "$text-muted",
@@ -50,8 +51,8 @@ class ModelList(OptionList):
         for e in entries:
             badge = Content.styled(f"{e.badge:<8}", BADGE_STYLE.get(e.badge_kind, ""))
             mark = "▸ " if e.path == current else "  "
-            name = shortened(e.name.removesuffix(".gguf"), width - 2)
-            detail = shortened(e.detail, width - 10)
+            name = shortened(terminal_safe(e.name.removesuffix(".gguf")), width - 2)
+            detail = shortened(terminal_safe(e.detail), width - 10)
             prompt = Content.assemble(mark, (name, "bold" if e.path == current else ""), "\n  ",
                                       badge, (detail, "$text-muted" if e.usable else "$error"))
             self.add_option(Option(prompt, id=e.path, disabled=not e.usable))
