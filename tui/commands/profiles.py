@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tui.profiles.export import KINDS, export
+from tui.profiles.export import KINDS, ExportError, export
 from tui.profiles.schema import ProfileError, profile_to_toml
 from tui.profiles.store import ProfileStore
+from tui.safe_text import terminal_safe
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,9 +25,9 @@ def main(args: argparse.Namespace) -> int:
         for p in found.profiles:
             r = p.results
             speed = f"  tg {r['tg_tokens_per_s']:.1f} tok/s" if "tg_tokens_per_s" in r else ""
-            print(f"{p.name:<30} {p.load.model_path}{speed}")
+            print(f"{p.name:<30} {terminal_safe(p.load.model_path)}{speed}")
         for e in found.errors:
-            print(f"broken: {e}", file=sys.stderr)
+            print(f"broken: {terminal_safe(e)}", file=sys.stderr)
         if not found.profiles and not found.errors:
             print(f"No profiles yet in {store.folder}.")
         return 0
@@ -36,9 +37,14 @@ def main(args: argparse.Namespace) -> int:
     try:
         profile = store.load(args.name)
     except (ProfileError, ValueError) as exc:
-        print(f"vramdeck profiles: {exc}", file=sys.stderr)
+        print(f"vramdeck profiles: {terminal_safe(exc)}", file=sys.stderr)
         return 1
     for w in profile.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    print(profile_to_toml(profile) if args.action == "show" else export(profile, args.kind))
+        print(f"warning: {terminal_safe(w)}", file=sys.stderr)
+    try:
+        text = profile_to_toml(profile) if args.action == "show" else export(profile, args.kind)
+    except ExportError as exc:
+        print(f"vramdeck profiles export: {exc}", file=sys.stderr)
+        return 1
+    print(terminal_safe(text, multiline=True) if args.action == "show" else text)
     return 0

@@ -21,6 +21,10 @@ SPLIT_MODES: tuple[str, ...] = ("layer", "row", "none")
 ALL_LAYERS = -1
 
 MAX_CTX = 1 << 21
+MAX_LAYERS = 10_000
+"""More blocks than any model has (users write 999 for "all"); a profile past it is damaged."""
+MAX_GPUS = 64
+MAX_STOP_STRINGS, MAX_STOP_CHARS = 16, 256
 
 
 class SettingsError(ValueError):
@@ -63,14 +67,14 @@ class LoadSettings:
         p: dict[str, str] = {}
         if not self.model_path:
             p["model_path"] = "no model file given"
-        if self.n_gpu_layers < ALL_LAYERS:
-            p["n_gpu_layers"] = f"must be -1 (all) or 0 or more, not {self.n_gpu_layers}"
+        if not ALL_LAYERS <= self.n_gpu_layers <= MAX_LAYERS:
+            p["n_gpu_layers"] = f"must be -1 (all) or 0 to {MAX_LAYERS:,}, not {self.n_gpu_layers}"
         if not 0 <= self.n_ctx <= MAX_CTX:
             p["n_ctx"] = f"must be between 0 (the model's own) and {MAX_CTX}, not {self.n_ctx}"
-        if self.n_batch < 1:
-            p["n_batch"] = f"must be at least 1, not {self.n_batch}"
-        if self.n_ubatch < 1:
-            p["n_ubatch"] = f"must be at least 1, not {self.n_ubatch}"
+        if not 1 <= self.n_batch <= MAX_CTX:
+            p["n_batch"] = f"must be between 1 and {MAX_CTX}, not {self.n_batch}"
+        if not 1 <= self.n_ubatch <= MAX_CTX:
+            p["n_ubatch"] = f"must be between 1 and {MAX_CTX}, not {self.n_ubatch}"
         elif self.n_ubatch > self.n_batch:
             p["n_ubatch"] = f"({self.n_ubatch}) cannot exceed n_batch ({self.n_batch})"
         for name in ("type_k", "type_v"):
@@ -84,12 +88,14 @@ class LoadSettings:
             value = getattr(self, name)
             if value is not None and not 1 <= value <= 1024:
                 p[name] = f"must be between 1 and 1024, not {value}"
-        if self.n_cpu_moe < 0:
-            p["n_cpu_moe"] = f"must be 0 or more, not {self.n_cpu_moe}"
-        if self.main_gpu < 0:
-            p["main_gpu"] = f"must be 0 or more, not {self.main_gpu}"
-        if any(x < 0 for x in self.tensor_split):
-            p["tensor_split"] = "proportions cannot be negative"
+        if not 0 <= self.n_cpu_moe <= MAX_LAYERS:
+            p["n_cpu_moe"] = f"must be 0 to {MAX_LAYERS:,}, not {self.n_cpu_moe}"
+        if not 0 <= self.main_gpu < MAX_GPUS:
+            p["main_gpu"] = f"must be 0 to {MAX_GPUS - 1}, not {self.main_gpu}"
+        if len(self.tensor_split) > MAX_GPUS:
+            p["tensor_split"] = f"at most {MAX_GPUS} GPUs, not {len(self.tensor_split)}"
+        elif not all(0 <= x < 1e9 for x in self.tensor_split):  # NaN and inf fail this too
+            p["tensor_split"] = "proportions must be numbers from 0 up"
         elif self.tensor_split and sum(self.tensor_split) <= 0:
             p["tensor_split"] = "at least one GPU needs a share above 0"
         return p
@@ -139,18 +145,22 @@ class SamplingSettings:
             p["temperature"] = f"must be between 0 and 5, not {self.temperature}"
         if not 0.0 < self.top_p <= 1.0:
             p["top_p"] = f"must be above 0 and at most 1, not {self.top_p}"
-        if self.top_k < 0:
-            p["top_k"] = f"must be 0 (off) or more, not {self.top_k}"
+        if not 0 <= self.top_k <= 1 << 20:
+            p["top_k"] = f"must be 0 (off) to {1 << 20}, not {self.top_k}"
         if not 0.0 <= self.min_p < 1.0:
             p["min_p"] = f"must be at least 0 and below 1, not {self.min_p}"
         if not 0.0 < self.repeat_penalty <= 5.0:
             p["repeat_penalty"] = f"must be above 0 and at most 5, not {self.repeat_penalty}"
-        if self.max_tokens < 1:
-            p["max_tokens"] = f"must be at least 1, not {self.max_tokens}"
-        if self.seed < -1:
-            p["seed"] = f"must be -1 (random) or 0 or more, not {self.seed}"
+        if not -1 <= self.repeat_last_n <= MAX_CTX:
+            p["repeat_last_n"] = f"must be -1 (the whole context) to {MAX_CTX}, not {self.repeat_last_n}"
+        if not 1 <= self.max_tokens <= MAX_CTX:
+            p["max_tokens"] = f"must be between 1 and {MAX_CTX}, not {self.max_tokens}"
+        if not -1 <= self.seed < 1 << 32:
+            p["seed"] = f"must be -1 (random) or 0 to {(1 << 32) - 1}, not {self.seed}"
         if any(not s for s in self.stop):
             p["stop"] = "stop strings cannot be empty"
+        elif len(self.stop) > MAX_STOP_STRINGS or any(len(s) > MAX_STOP_CHARS for s in self.stop):
+            p["stop"] = f"at most {MAX_STOP_STRINGS} stop strings of {MAX_STOP_CHARS} characters"
         return p
 
     def validated(self) -> "SamplingSettings":

@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shlex
 
 from tui.engine.settings import ALL_LAYERS, GGML_TYPE_IDS
 from tui.profiles.schema import Profile
 
 FLASH = {"on": "on", "off": "off", "auto": "auto"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class ExportError(ValueError):
+    """A profile value that the target format cannot carry safely (it would change the command
+    or the file's structure); the message names the value."""
+
+
+def _refuse(pattern: re.Pattern[str], value: str, what: str, extra: str = "") -> None:
+    m = pattern.search(value)
+    if m:
+        raise ExportError(f"{what} holds the control character \\x{ord(m.group()):02x}, which "
+                          f"no export carries safely{extra}; change it and export again")
+
+
+def _check_exportable(p: Profile) -> None:
+    """Profiles get shared: an export must never carry code, so values that could end a line or
+    a quote in the target format are refused rather than passed on."""
+    _refuse(_CONTROL, p.load.model_path, "the model path", " (rename the file)")
+    _refuse(_CONTROL_BUT_LINES, p.system_prompt, "the system prompt")
+    for stop in p.sampling.stop:
+        _refuse(_CONTROL, stop, f"the stop string {stop!r}")
 
 
 def llama_args(p: Profile) -> list[str]:
@@ -37,6 +62,8 @@ def llama_args(p: Profile) -> list[str]:
 
 
 def export(p: Profile, kind: str) -> str:
+    """The profile as `kind`; ExportError when a value cannot be carried safely."""
+    _check_exportable(p)
     if kind == "llama-server":
         return shlex.join(["llama-server", *llama_args(p), "--temp", f"{p.sampling.temperature:g}",
                            "--top-p", f"{p.sampling.top_p:g}", "--top-k", str(p.sampling.top_k),
@@ -73,19 +100,30 @@ def llama_swap(p: Profile) -> str:
                       "--temp", f"{p.sampling.temperature:g}", "--top-p", f"{p.sampling.top_p:g}",
                       "--top-k", str(p.sampling.top_k), "--min-p", f"{p.sampling.min_p:g}"])
     cmd = cmd.replace("PORT_MACRO", "${PORT}")
-    name = p.name.replace('"', "'")
-    return f'models:\n  "{name}":\n    cmd: |\n      {cmd}\n    ttl: 600\n'
+    # JSON strings are YAML double-quoted scalars: every quote, backslash and line break escaped
+    return f"models:\n  {json.dumps(p.name)}:\n    cmd: {json.dumps(cmd)}\n    ttl: 600\n"
 
 
 def ollama_modelfile(p: Profile) -> str:
     """An Ollama Modelfile (`ollama create NAME -f Modelfile`). Ollama sets the KV-cache type and
-    flash attention for the whole server, so those are comments with the variables to set."""
+    flash attention for the whole server, so those are comments with the variables to set.
+    Its values are quoted the Modelfile way; what that cannot quote is refused (ExportError)."""
     s, x = p.load, p.sampling
+    if '"' in s.model_path:
+        raise ExportError('the model path holds a double quote ("), which a Modelfile cannot '
+                          "quote; rename the file")
+    if '"""' in p.system_prompt or p.system_prompt.endswith('"'):
+        raise ExportError('the system prompt holds """ (or ends with "), which would end the '
+                          "Modelfile's SYSTEM block; change it and export again")
+    for stop in x.stop:
+        if '"' in stop or "\\" in stop:
+            raise ExportError(f"the stop string {stop!r} holds a quote or a backslash, which a "
+                              "Modelfile stop parameter cannot carry")
     lines = [f"# vramdeck profile '{p.name}'",
              f"# KV cache {s.type_k}/{s.type_v}, flash attention {s.flash_attn}: Ollama takes these "
              f"from its server's environment:",
              f"#   OLLAMA_KV_CACHE_TYPE={s.type_k} OLLAMA_FLASH_ATTENTION={int(s.flash_attn != 'off')}",
-             f"FROM {s.model_path}",
+             f'FROM "{s.model_path}"',
              f"PARAMETER num_ctx {s.n_ctx}",
              f"PARAMETER num_batch {s.n_batch}"]
     if s.n_gpu_layers != ALL_LAYERS:

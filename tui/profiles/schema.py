@@ -14,6 +14,7 @@ back) and reported as warnings, never dropped.
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -26,8 +27,11 @@ from tui.engine.settings import LoadSettings, SamplingSettings, SettingsError
 SCHEMA_VERSION = 1
 _TOP = {"schema", "notes", "system_prompt", "model", "load", "sampling", "results"}
 _MODEL = {"path", "size_bytes", "fingerprint"}
-_RESULTS = {"gpus", "gpu_memory_bytes", "driver", "date", "llama_cpp_version", "pp_tokens_per_s",
-            "tg_tokens_per_s", "vram_bytes_per_gpu", "load_seconds"}
+_RESULTS = {"gpus": "tuple[str, ...]", "gpu_memory_bytes": "tuple[int, ...]", "driver": "str",
+            "date": "str", "llama_cpp_version": "str", "pp_tokens_per_s": "float",
+            "tg_tokens_per_s": "float", "vram_bytes_per_gpu": "tuple[int, ...]",
+            "load_seconds": "float"}
+"""[results] keys and their types; other keys there are kept as they are."""
 
 
 class ProfileError(ValueError):
@@ -56,19 +60,31 @@ class Profile:
 
 def key_line(text: str, dotted: str) -> int | None:
     """The line of `table.key` (or a top-level key, or a table header) in TOML text."""
-    table, _, key = dotted.rpartition(".")
+    return _key_lines(text).get(dotted)
+
+
+@functools.lru_cache(maxsize=8)
+def _key_lines(text: str) -> dict[str, int]:
+    """Every `table.key` and table header of a TOML text with its first line: built once per
+    text, so naming the line of each of 16,000 unknown keys stays linear."""
+    lines: dict[str, int] = {}
     current = ""
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
-        header = re.match(r"^\[\s*([^\]]+?)\s*\]", line)
+        header = _HEADER.match(line)
         if header:
             current = header.group(1)
-            if current == dotted:  # the table itself
-                return number
+            lines.setdefault(current, number)
             continue
-        if current == table and re.match(rf'^"?{re.escape(key)}"?\s*=', line):
-            return number
-    return None
+        key = _KEY.match(line)
+        if key:
+            name = key.group(1) or key.group(2)
+            lines.setdefault(f"{current}.{name}" if current else name, number)
+    return lines
+
+
+_HEADER = re.compile(r"^\[\s*([^\]]+?)\s*\]")
+_KEY = re.compile(r'^(?:"([^"]*)"|([A-Za-z0-9_-]+))\s*=')
 
 
 def _table(data: dict, name: str, path: str, text: str) -> dict:
@@ -94,10 +110,19 @@ def _type_problem(annotation: str, value: Any) -> str | None:
         return None if isinstance(value, str) else "must be a string"
     if kind == "tuple[float, ...]":
         return None if isinstance(value, list) and all(map(number, value)) else "must be a list of numbers"
+    if kind == "tuple[int, ...]":
+        ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
+                                             for v in value)
+        return None if ok else "must be a list of whole numbers"
     if kind == "tuple[str, ...]":
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         return None if ok else "must be a list of strings"
     return None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _settings(cls, table: dict, section: str, path: str, text: str, unknown: dict, warnings: list):
@@ -113,7 +138,7 @@ def _settings(cls, table: dict, section: str, path: str, text: str, unknown: dic
             continue
         problem = _type_problem(annotations[key], value)
         if problem:
-            raise ProfileError(path, f"{problem}, not {value!r}", f"{section}.{key}",
+            raise ProfileError(path, f"{problem}, not {_shown(value)}", f"{section}.{key}",
                                key_line(text, f"{section}.{key}"))
         kwargs[key] = value
     try:
@@ -132,6 +157,8 @@ def parse_profile(text: str, path: str, name: str) -> Profile:
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise ProfileError(path, f"not valid TOML: {exc}", line=int(m.group(1)) if m else None) from None
+    except RecursionError:
+        raise ProfileError(path, "nested too deeply to be a profile") from None
     except (UnicodeError, ValueError) as exc:
         raise ProfileError(path, f"cannot be read: {exc}") from None
     schema = data.get("schema")
@@ -163,6 +190,11 @@ def parse_profile(text: str, path: str, name: str) -> Profile:
     sampling = _settings(SamplingSettings, _table(data, "sampling", path, text), "sampling", path,
                          text, unknown, warnings)
     results = _table(data, "results", path, text)
+    for key, value in results.items():
+        problem = _type_problem(_RESULTS.get(key, ""), value)
+        if problem:
+            raise ProfileError(path, f"{problem}, not {_shown(value)}", f"results.{key}",
+                               key_line(text, f"results.{key}"))
     for text_key in ("notes", "system_prompt"):
         if not isinstance(data.get(text_key, ""), str):
             raise ProfileError(path, f"'{text_key}' must be a string", text_key, key_line(text, text_key))

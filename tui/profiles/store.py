@@ -5,15 +5,18 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from platformdirs import user_config_dir
 
+from tui.files import (FileTooLarge, NotARegularFile, read_regular_text, remove_stale_temps,
+                       write_atomically)
 from tui.profiles.schema import Profile, ProfileError, parse_profile, profile_to_toml
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,79}$")
+MAX_PROFILE_BYTES = 1 << 20
+"""A profile is a few hundred bytes; a file past this is not one."""
 
 
 def fingerprint(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -27,26 +30,6 @@ def fingerprint(path: str | Path, chunk: int = 1 << 20) -> str:
             f.seek(max(chunk, size - chunk))
             h.update(f.read(chunk))
     return h.hexdigest()[:24]
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never a part: temp file, fsync, rename, fsync dir."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 @dataclass
@@ -70,21 +53,35 @@ class ProfileStore:
         return self.folder / f"{name}.toml"
 
     def names(self) -> list[str]:
-        return sorted(p.stem for p in self.folder.glob("*.toml")) if self.folder.is_dir() else []
+        """Profiles by name. Hidden files (editor locks such as `.#x.toml`, our own temp files)
+        are not profiles; other names vramdeck cannot use are reported by `list()`."""
+        return sorted(n for n in self._files() if _NAME.match(n))
+
+    def _files(self) -> list[str]:
+        if not self.folder.is_dir():
+            return []
+        return [p.stem for p in self.folder.glob("*.toml") if not p.name.startswith(".")]
 
     def load(self, name: str) -> Profile:
         path = self.path(name)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_regular_text(path, MAX_PROFILE_BYTES)
         except FileNotFoundError:
             raise ProfileError(str(path), f"no profile named '{name}'") from None
+        except (NotARegularFile, FileTooLarge) as exc:
+            raise ProfileError(str(path), f"not a profile: {exc}") from None
         except (OSError, UnicodeError) as exc:
-            raise ProfileError(str(path), f"cannot be read: {exc}") from None
+            raise ProfileError(str(path), f"cannot be read: {exc.strerror or exc}") from None
         return parse_profile(text, str(path), name)
 
     def list(self) -> ProfileList:
         """Every profile that loads; the others as errors (one bad file never hides the rest)."""
         out = ProfileList()
+        remove_stale_temps(self.folder)
+        for name in sorted(set(self._files()) - set(self.names())):
+            out.errors.append(ProfileError(str(self.folder / f"{name}.toml"),
+                                           "not loaded: a profile's name starts with a letter or "
+                                           "digit and uses letters, digits, space, '.', '_', '-'"))
         for name in self.names():
             try:
                 out.profiles.append(self.load(name))
@@ -112,7 +109,7 @@ class ProfileStore:
     def duplicate(self, name: str, new: str) -> None:
         if self.path(new).exists():
             raise ProfileExists(f"a profile named '{new}' exists")
-        write_atomically(self.path(new), self.path(name).read_text(encoding="utf-8"))
+        write_atomically(self.path(new), read_regular_text(self.path(name), MAX_PROFILE_BYTES))
 
     def delete(self, name: str) -> None:
         self.path(name).unlink()

@@ -7,14 +7,16 @@ from pathlib import Path
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label, Static
 
 from tui.engine.settings import ALL_LAYERS
-from tui.profiles.export import export
+from tui.profiles.export import ExportError, export
 from tui.profiles.schema import Profile, ProfileError
 from tui.profiles.store import ProfileExists, ProfileStore, diff
 from tui.screens.ask import AskTextScreen, ConfirmScreen
+from tui.safe_text import terminal_safe
 from tui.units import shortened
 
 
@@ -134,14 +136,18 @@ class ProfilesScreen(ModalScreen[str | None]):
         if item is None:
             detail.update("")
         elif isinstance(item, ProfileError):
-            detail.update(f"[b]Cannot be read:[/b] {item}\nFix the file by hand; the other profiles "
-                          "are not affected.")
+            detail.update(Content.assemble(("Cannot be read:", "bold"), " ", terminal_safe(item),
+                                           "\nFix the file by hand; the other profiles are not "
+                                           "affected."))
         else:
-            lines = [export(item, "llama-server")]
+            try:
+                lines = [export(item, "llama-server")]
+            except ExportError as exc:
+                lines = [f"No command: {exc}"]
             if item.notes:
                 lines.append(f"notes: {item.notes}")
             lines += item.warnings
-            detail.update("\n".join(lines), )
+            detail.update(Content(terminal_safe("\n".join(lines), multiline=True)))
 
     def action_load(self) -> None:
         name = self.current
