@@ -34,6 +34,8 @@ class Conversation:
     id: str = field(default_factory=new_id)
     title: str = ""
     created: float = field(default_factory=time.time)
+    skipped_lines: int = 0
+    """Lines of its file that could not be read when it was opened (the user is told)."""
 
     def messages(self) -> list[dict[str, str]]:
         """What the engine is sent: the system prompt, then every turn with content."""

@@ -12,6 +12,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from tui.files import check_write_target, create_new, exports_dir, web_mode, write_atomically
+from tui.safe_text import terminal_safe
+
 
 class AskTextScreen(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
@@ -22,7 +25,7 @@ class AskTextScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question)
+            yield Label(self.question, markup=False)
             yield Input(value=self.value, placeholder=self.placeholder)
             yield Label("Enter accepts · Esc cancels", classes="hint")
 
@@ -33,17 +36,36 @@ class AskTextScreen(ModalScreen[str | None]):
 
 def ask_path_and_write(app, question: str, default: str, text: Callable[[], str],
                        saved: str) -> None:
-    """Ask for a file path (~ works), write text() there, and say where (or why not)."""
+    """Ask for a file path (~ works), write text() there (0600), and say where (or why not).
+    An existing file (a symlink too) is replaced only after a yes, and then as a new file, never
+    written through; under `vramdeck web` only the exports folder can be written."""
     def write(path: str | None) -> None:
         if not path:
             return
-        target = Path(path).expanduser()
         try:
-            target.write_text(text(), encoding="utf-8")
-        except OSError as exc:
-            app.notify(f"Not written: {exc}", severity="error")
+            target = check_write_target(Path(path).expanduser())
+            create_new(target, text())
+        except FileExistsError:
+            def overwrite(yes: bool | None) -> None:
+                if yes:
+                    _write(lambda: write_atomically(target, text()), target)
+            app.push_screen(ConfirmScreen(f"{terminal_safe(target)} exists. Replace it?"), overwrite)
             return
-        app.notify(f"{saved} {target}")
+        except (OSError, ValueError) as exc:
+            app.notify(f"Not written: {terminal_safe(exc)}", severity="error", markup=False)
+            return
+        app.notify(f"{saved} {terminal_safe(target)}", markup=False)
+
+    def _write(do: Callable[[], None], target: Path) -> None:
+        try:
+            do()
+        except (OSError, ValueError) as exc:
+            app.notify(f"Not written: {terminal_safe(exc)}", severity="error", markup=False)
+            return
+        app.notify(f"{saved} {terminal_safe(target)}", markup=False)
+
+    if web_mode():
+        default = str(exports_dir() / Path(default).name)
     app.push_screen(AskTextScreen(question, default), write)
 
 
@@ -56,5 +78,5 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question)
+            yield Label(self.question, markup=False)
             yield Label("y yes · n / Esc no", classes="hint")

@@ -64,6 +64,7 @@ class ChatScreen(Screen):
         self.conversation = Conversation()
         self._log: ConversationLog | None = None
         self._meta_written = False
+        self._save_failed = False
 
     def on_screen_resume(self) -> None:
         if not self.conversation.turns:
@@ -106,17 +107,21 @@ class ChatScreen(Screen):
     # ------------------------------------------------------------------ saving
 
     def _save(self, **event) -> None:
-        """Append one event to this conversation's file (created with its first message)."""
-        if self._log is None:
-            self._log = self.app.conversation_store.start(self.conversation)
-        if not self._meta_written:
-            c = self.conversation
-            self._log.append(t="meta", id=c.id, created=c.created, system_prompt=c.system_prompt)
-            self._meta_written = True
+        """Append one event to this conversation's file (created with its first message). When
+        the file cannot be written, chatting goes on and the user is told once that saving is off."""
         try:
+            if self._log is None:
+                self._log = self.app.conversation_store.start(self.conversation)
+            if not self._meta_written:
+                c = self.conversation
+                self._log.append(t="meta", id=c.id, created=c.created, system_prompt=c.system_prompt)
+                self._meta_written = True
             self._log.append(**event)
         except OSError as exc:
-            self.notify(f"Could not save the conversation: {exc}", severity="error")
+            if not self._save_failed:
+                self.notify(f"Saving is off for this conversation: {exc}", severity="error",
+                            timeout=15)
+            self._save_failed = True
 
     def _close_log(self) -> None:
         if self._log is not None:
@@ -191,7 +196,7 @@ class ChatScreen(Screen):
     @work(exclusive=True, group="reply", exit_on_error=False)
     async def stream_reply(self, turn: Turn, widget: AssistantMessage) -> None:
         stream = Markdown.get_stream(widget.markdown)
-        note, too_long = "", False
+        note, too_long, stalled = "", False, False
         engine = self.app.engine
         first_at, tokens = 0.0, 0
         pending, last_render = [], 0.0
@@ -239,6 +244,7 @@ class ChatScreen(Screen):
                         self.app.context_used = event.stats.context_used
                     elif isinstance(event, ChatFailed):
                         note, too_long = event.message, event.reason == "prompt_too_long"
+                        stalled = event.reason == "stalled"
                     elif isinstance(event, EngineCrashed):
                         note = f"{event.describe()} The reply so far is kept."
         finally:
@@ -262,6 +268,18 @@ class ChatScreen(Screen):
                 self.notify(note, severity="error", timeout=15)
         if too_long:
             self.offer_to_drop_oldest()
+        if stalled:
+            self.offer_engine_restart(note)
+
+    def offer_engine_restart(self, why: str) -> None:
+        """The engine stopped answering: end it and load the same settings in a fresh one."""
+        def answered(yes: bool | None) -> None:
+            settings = self.app.current_settings
+            if yes and settings is not None:
+                self.app.load_model(settings)
+        self.app.push_screen(ConfirmScreen(
+            f"{why}\nRestart the engine? (It is ended and the model loaded again; the chat is "
+            "kept.)"), answered)
 
     def offer_to_drop_oldest(self) -> None:
         def answered(yes: bool | None) -> None:
@@ -343,9 +361,14 @@ class ChatScreen(Screen):
             await self.action_stop()
             try:
                 conv = self.app.conversation_store.load(conv_id)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 self.notify(f"Cannot open it: {exc}", severity="error")
                 return
+            if conv.skipped_lines:
+                self.notify(f"{conv.skipped_lines} damaged line"
+                            f"{'s' if conv.skipped_lines != 1 else ''} of this conversation's file "
+                            "could not be read and were skipped; the rest is here.",
+                            severity="warning", timeout=10)
             self._close_log()
             self.conversation = conv
             self._log = self.app.conversation_store.start(conv)

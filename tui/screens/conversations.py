@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -14,6 +15,7 @@ from textual.widgets import DataTable, Footer, Label
 from tui.chat.export import to_markdown
 from tui.chat.store import ConversationStore, ConversationSummary
 from tui.screens.ask import AskTextScreen, ConfirmScreen, ask_path_and_write
+from tui.safe_text import terminal_safe
 from tui.units import shortened
 
 
@@ -52,7 +54,8 @@ class ConversationsScreen(ModalScreen[str | None]):
         table = self.query_one(DataTable)
         table.clear()
         for c in self.rows:
-            table.add_row(shortened(c.title, 60), str(c.turns), _when(c.modified), key=c.id)
+            table.add_row(Text(shortened(terminal_safe(c.title), 60)), str(c.turns),
+                          _when(c.modified), key=c.id)
         self.query_one("#conversations-title", Label).update(
             f"{len(self.rows)} saved conversation{'s' if len(self.rows) != 1 else ''} "
             f"(Enter opens)" if self.rows else "No saved conversations yet.")
@@ -87,7 +90,8 @@ class ConversationsScreen(ModalScreen[str | None]):
             if yes:
                 self.store.delete(c.id)
                 self.refill()
-        self.app.push_screen(ConfirmScreen(f"Delete the conversation '{c.title}'?"), confirmed)
+        self.app.push_screen(ConfirmScreen(f"Delete the conversation '{terminal_safe(c.title)}'?"),
+                             confirmed)
 
     def action_export(self) -> None:
         c = self.current
