@@ -10,7 +10,7 @@ import sys
 
 from tui.engine.client import EngineClient
 from tui.engine.protocol import Loaded
-from tui.engine.settings import LoadSettings
+from tui.engine.settings import MAX_CTX, LoadSettings
 from tui.engine.status import cpu_only_warning
 from tui.fit.overhead import remember_from_load
 from tui.monitor.nvml import NvmlSource
@@ -42,15 +42,18 @@ async def run_bench(settings: LoadSettings, n_prompt: int, n_gen: int, repetitio
             "llama_cpp_version": client.hello.llama_cpp_version if client.hello else "",
             "gpu_offload": client.hello.gpu_offload if client.hello else False,
             "warning": cpu_only_warning(client.hello.gpu_offload if client.hello else None, len(gpus)),
-            f"pp{n_prompt}": summary(bench.pp_tokens_per_s),
-            f"tg{n_gen}": summary(bench.tg_tokens_per_s),
+            # labelled with what ran: the engine cuts a test to what the context holds
+            "n_prompt": bench.n_prompt, "n_gen": bench.n_gen,
+            f"pp{bench.n_prompt}": summary(bench.pp_tokens_per_s),
+            f"tg{bench.n_gen}": summary(bench.tg_tokens_per_s),
             "tg_by_depth": [{"depth": d, "tg_tokens_per_s": tg} for d, tg in depth_tg],
         }
     finally:
         await client.close()
 
 
-def print_table(report: dict, n_prompt: int, n_gen: int) -> None:
+def print_table(report: dict) -> None:
+    n_prompt, n_gen = report["n_prompt"], report["n_gen"]
     f = report["facts"]
     s = report["settings"]
     ngl = "all" if s["n_gpu_layers"] < 0 else s["n_gpu_layers"]
@@ -86,6 +89,15 @@ def main(args: argparse.Namespace) -> int:
         print(f"vramdeck bench: --depths takes token counts like 0,4096,16384, not {args.depths!r}",
               file=sys.stderr)
         return 2
+    for name, value, low in (("--n-prompt", args.n_prompt, 0), ("--n-gen", args.n_gen, 0),
+                             ("--repetitions", args.repetitions, 1)):
+        if not low <= value <= MAX_CTX:
+            print(f"vramdeck bench: {name} must be between {low} and {MAX_CTX:,}, not {value}",
+                  file=sys.stderr)
+            return 2
+    if any(d < 0 or d > MAX_CTX for d in depths):
+        print(f"vramdeck bench: --depths must be between 0 and {MAX_CTX:,} tokens", file=sys.stderr)
+        return 2
     ctx = max([args.ctx] + [d + args.n_gen + 16 for d in depths])
     settings = LoadSettings(model_path=args.model, n_gpu_layers=args.n_gpu_layers, n_ctx=ctx,
                             type_k=args.kv, type_v=args.kv, flash_attn=args.flash_attn)
@@ -105,7 +117,10 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print_table(report, args.n_prompt, args.n_gen)
+        print_table(report)
+        if (report["n_prompt"], report["n_gen"]) != (args.n_prompt, args.n_gen):
+            print(f"(the {report['facts']['n_ctx']:,}-token context holds pp{report['n_prompt']} "
+                  f"and tg{report['n_gen']}; --ctx gives it room for more)")
         if report["tg_by_depth"]:
             print(f"tg{args.n_gen} against context depth:")
             print("\n".join(depth_lines([(r["depth"], r["tg_tokens_per_s"]) for r in report["tg_by_depth"]])))

@@ -60,7 +60,7 @@ def make_app(args: argparse.Namespace):
 def main(args: argparse.Namespace) -> int:
     try:
         app = make_app(args)
-        if args.max_tokens:
+        if args.max_tokens is not None:
             app.sampling = app.sampling.with_max_tokens(args.max_tokens)
     except (ProfileError, ValueError) as exc:
         print(f"vramdeck: {exc}", file=sys.stderr)

@@ -13,14 +13,18 @@ import itertools
 import os
 import signal
 import sys
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+import psutil
+
 import tui
 from tui.engine.errors import classify_load_log, describe_failure
 from tui.engine.protocol import (BenchCommand, BenchResult, CancelCommand, ChatCommand, ChatDone,
-                                 ChatFailed, CommandFailed, EngineCrashed, FailureKind,
+                                 ChatFailed, CommandFailed, EngineCrashed, EngineStalled,
+                                 FailureKind, HEARTBEAT_S, Heartbeat,
                                  Hello, Loaded, LoadCommand, LoadFailed, LoadProgress, LogLine,
                                  Message, PerplexityCommand, PerplexityResult, PromptProcessed,
                                  PromptProgress,
@@ -28,11 +32,17 @@ from tui.engine.protocol import (BenchCommand, BenchResult, CancelCommand, ChatC
 from tui.engine.settings import LoadSettings, SamplingSettings
 
 ChatEvent = PromptProgress | PromptProcessed | TextPiece | ChatDone | ChatFailed | EngineCrashed
-EngineEvent = Hello | LogLine | LoadProgress | Loaded | LoadFailed | Unloaded | EngineCrashed
+EngineEvent = (Hello | LogLine | LoadProgress | Loaded | LoadFailed | Unloaded | EngineCrashed
+               | EngineStalled)
 Listener = Callable[[EngineEvent], None]
 
 _STREAM_LIMIT = 16 * 1024 * 1024
 LOG_LINES_KEPT = 5000
+SILENCE_S = float(os.environ.get("VRAMDECK_ENGINE_SILENCE_S", "15"))
+"""No message at all (not even the heartbeat) for this long while a request waits: stalled."""
+NO_PROGRESS_S = float(os.environ.get("VRAMDECK_ENGINE_NO_PROGRESS_S", "600"))
+"""The engine's own count of seconds its command has sent nothing: past this, stalled. Long,
+since one ubatch of a 70B prompt on a CPU can take minutes."""
 
 
 def engine_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -66,6 +76,8 @@ class EngineClient:
         self._stopping = False
         self._active_chat: int | None = None
         self._load_lock = asyncio.Lock()
+        self._last_heard = 0.0
+        self._busy_s = 0.0
 
     # ------------------------------------------------------------------ events
 
@@ -159,6 +171,7 @@ class EngineClient:
     async def _read_protocol(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
         while line := await proc.stdout.readline():
+            self._last_heard = time.monotonic()
             try:
                 message = decode(line)
             except ValueError:
@@ -202,7 +215,9 @@ class EngineClient:
         self._notify(LogLine(level=level, text=text))
 
     def _route(self, message: Message) -> None:
-        if isinstance(message, LogLine):
+        if isinstance(message, Heartbeat):
+            self._busy_s = message.busy_s
+        elif isinstance(message, LogLine):
             self._add_log(message.text, message.level)
         elif isinstance(message, Hello):
             self.hello = message
@@ -225,8 +240,56 @@ class EngineClient:
         elif isinstance(message, (BenchResult, PerplexityResult, CommandFailed)):
             if message.request_id in self._requests:
                 self._requests[message.request_id].put_nowait(message)
-            else:
-                self._resolve(("request", message.request_id), message)
+            elif isinstance(message, CommandFailed):
+                self._unanswerable(message)
+
+    def _unanswerable(self, failed: CommandFailed) -> None:
+        """The engine failed a command it could not name (it could not even decode it): end
+        whatever waits on it, so no call waits forever for an answer that will not come."""
+        self._add_log(f"[engine] {failed.message}", "error")
+        load = self._futures.get("load")
+        if load is not None and not load.done():
+            self._resolve("load", LoadFailed(kind=FailureKind.OTHER.value,
+                                             message=describe_failure(FailureKind.OTHER,
+                                                                      failed.message)))
+        for request_id, queue in self._requests.items():
+            queue.put_nowait(CommandFailed(request_id=request_id, message=failed.message))
+
+    def stalled(self) -> EngineStalled | None:
+        """Whether the engine has stopped making progress (asked while a request waits)."""
+        proc = self.process
+        if proc is None or proc.returncode is not None:
+            return None
+        silent = time.monotonic() - self._last_heard
+        stopped = False
+        if silent > 3 * HEARTBEAT_S:
+            with contextlib.suppress(psutil.Error):
+                stopped = psutil.Process(proc.pid).status() in (psutil.STATUS_STOPPED,
+                                                                psutil.STATUS_TRACING_STOP)
+        if stopped or silent > SILENCE_S:
+            return EngineStalled(seconds=silent, stopped=stopped)
+        if self._busy_s > NO_PROGRESS_S:
+            return EngineStalled(seconds=self._busy_s, stopped=False)
+        return None
+
+    async def _wait(self, waitable: Callable[[], Any]) -> Any:
+        """Await `waitable()` (a queue's get, a future), checking every second that the engine
+        still makes progress: an EngineStalled ends the wait otherwise (and subscribers hear)."""
+        self._last_heard = max(self._last_heard, time.monotonic())
+        self._busy_s = 0.0
+        task = asyncio.ensure_future(waitable())
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_S)
+                if done:
+                    return task.result()
+                stall = self.stalled()
+                if stall is not None:
+                    self._notify(stall)
+                    return stall
+        finally:
+            if not task.done():
+                task.cancel()
 
     def _resolve(self, key: Any, value: Any) -> None:
         future = self._futures.pop(key, None)
@@ -255,7 +318,14 @@ class EngineClient:
             future = asyncio.get_running_loop().create_future()
             self._futures["load"] = future
             await self._send(LoadCommand(settings=settings.to_dict()))
-            result = await future
+            result = await self._wait(lambda: asyncio.shield(future))
+            if isinstance(result, EngineStalled):
+                self._futures.pop("load", None)
+                failed = LoadFailed(kind=FailureKind.STALLED.value,
+                                    message=describe_failure(FailureKind.STALLED, result.describe()),
+                                    log_tail=tuple(list(self.log)[-12:]))
+                self._notify(failed)
+                return failed
             if isinstance(result, EngineCrashed):
                 kind, detail = classify_load_log(result.log_tail)
                 if kind is FailureKind.OTHER:
@@ -290,8 +360,11 @@ class EngineClient:
                                          messages=tuple(dict(m) for m in messages),
                                          sampling=sampling.to_dict()))
             while True:
-                event = await queue.get()
-                if isinstance(event, CommandFailed):
+                event = await self._wait(queue.get)
+                if isinstance(event, EngineStalled):
+                    event = ChatFailed(request_id=request_id, message=event.describe(),
+                                       reason="stalled")
+                elif isinstance(event, CommandFailed):
                     event = ChatFailed(request_id=request_id, message=event.message)
                 finished = not isinstance(event, (TextPiece, PromptProcessed, PromptProgress))
                 yield event
@@ -332,11 +405,11 @@ class EngineClient:
         self._active_chat = request_id
         try:
             await self._send(make(request_id))
-            result = await queue.get()
+            result = await self._wait(queue.get)
         finally:
             self._requests.pop(request_id, None)
             self._active_chat = None
-        if isinstance(result, EngineCrashed):
+        if isinstance(result, (EngineCrashed, EngineStalled)):
             raise EngineError(result.describe())
         if isinstance(result, CommandFailed):
             raise EngineError(result.message)

@@ -39,6 +39,7 @@ _ADVICE = {
                             "shorter context.",
     FailureKind.OOM_HOST: "Close other programs, shorten the context, or use a smaller quant.",
     FailureKind.CRASHED: "Try fewer GPU layers or a shorter context; the Log pane has the details.",
+    FailureKind.STALLED: "Restart the engine (it is ended and the model loaded again).",
     FailureKind.OTHER: "The Log pane has llama.cpp's own words.",
 }
 
@@ -98,6 +99,7 @@ def headline(kind: FailureKind) -> str:
         FailureKind.OOM_HOST: "Out of host memory while loading.",
         FailureKind.BAD_SETTINGS: "The load settings are out of range.",
         FailureKind.CRASHED: "The engine crashed while loading.",
+        FailureKind.STALLED: "The engine stopped answering while loading.",
         FailureKind.OTHER: "llama.cpp could not load the model.",
     }[kind]
 

@@ -23,6 +23,7 @@ class FailureKind(str, Enum):
     OOM_HOST = "oom_host"
     BAD_SETTINGS = "bad_settings"
     CRASHED = "crashed"
+    STALLED = "stalled"
     OTHER = "other"
 
 
@@ -296,6 +297,19 @@ class CommandFailed(Message):
     message: str = ""
 
 
+HEARTBEAT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Heartbeat(Message):
+    """Sent every second by a thread of the engine, whatever its main thread is doing: silence
+    means the process is stopped or wedged; `busy_s` says how long the command under way has
+    gone without sending anything (a driver call that never returns)."""
+
+    TYPE: ClassVar[str] = "heartbeat"
+    busy_s: float = 0.0
+
+
 _NESTED: dict[tuple[str, str], type] = {
     ("Loaded", "facts"): ModelFacts,
     ("ChatDone", "stats"): ChatStats,
@@ -322,3 +336,19 @@ class EngineCrashed:
         else:
             how = f"exited with code {self.returncode}"
         return f"The engine process {how}."
+
+
+@dataclass(frozen=True)
+class EngineStalled:
+    """The engine process is alive but has stopped making progress (SIGSTOP, a wedged driver):
+    the request waiting on it ends with this, and the app offers to restart the engine."""
+
+    seconds: float
+    stopped: bool
+    """The process is in the stopped state (SIGSTOP, a debugger), not merely slow."""
+
+    def describe(self) -> str:
+        if self.stopped:
+            return (f"The engine process is stopped (SIGSTOP or a debugger) and has not answered "
+                    f"for {self.seconds:.0f} s.")
+        return f"The engine has made no progress for {self.seconds:.0f} s (a wedged GPU driver?)."

@@ -55,8 +55,9 @@ def _gen_pass(lm: LoadedModel, n_gen: int, rng: random.Random, n_vocab: int,
 
 
 def run_bench(lm: LoadedModel, n_prompt: int, n_gen: int, repetitions: int,
-              cancelled: threading.Event) -> tuple[list[float], list[float]]:
-    """tokens/s of each repetition for pp (n_prompt) and tg (n_gen), after one warm-up of each."""
+              cancelled: threading.Event) -> tuple[int, int, list[float], list[float]]:
+    """tokens/s of each repetition for pp (n_prompt) and tg (n_gen), after one warm-up of each;
+    n_prompt and n_gen as run (cut to what the context holds)."""
     n_ctx = lm.n_ctx()
     n_prompt = min(n_prompt, n_ctx - 1)
     n_gen = min(n_gen, n_ctx - 2)
@@ -81,7 +82,7 @@ def run_bench(lm: LoadedModel, n_prompt: int, n_gen: int, repetitions: int,
                 tg.append(n_gen / pp_t)
     finally:
         _clear(lm.ctx)
-    return pp, tg
+    return n_prompt, n_gen, pp, tg
 
 
 def run_depth_bench(lm: LoadedModel, depths: list[int], n_gen: int,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections import deque
 
-from tui.engine.protocol import LogLine, Message
+from tui.engine.protocol import HEARTBEAT_S, Heartbeat, LogLine, Message
 
 _LEVELS = {0: "none", 1: "debug", 2: "info", 3: "warn", 4: "error", 5: "cont"}
 
@@ -23,8 +24,25 @@ class Channel:
         self.recent_log: deque[str] = deque(maxlen=2000)
         self._partial = ""
         self._partial_level = "info"
+        self.busy_since: float | None = None
+        """When the command under way last sent something (None: waiting for a command)."""
+
+    def busy(self, yes: bool) -> None:
+        """The main thread starts (True) or ends (False) a command."""
+        self.busy_since = time.monotonic() if yes else None
+
+    def start_heartbeat(self) -> None:
+        def beat() -> None:
+            while True:
+                time.sleep(HEARTBEAT_S)
+                since = self.busy_since
+                self.send(Heartbeat(busy_s=0.0 if since is None
+                                    else round(time.monotonic() - since, 1)))
+        threading.Thread(target=beat, name="heartbeat", daemon=True).start()
 
     def send(self, message: Message) -> None:
+        if self.busy_since is not None and not isinstance(message, Heartbeat):
+            self.busy_since = time.monotonic()  # the command under way made progress
         data = message.to_wire()
         with self._lock:
             view = memoryview(data)

@@ -37,14 +37,18 @@ def main() -> None:
 
     threading.Thread(target=read_stdin, name="stdin", daemon=True).start()
     engine.hello()
+    channel.start_heartbeat()
     while True:
         command = commands.get()
         if command is None:
             break
+        channel.busy(True)
         try:
             engine.handle(command)
         except Exception:  # a bug of ours: say so, keep serving
             engine.fail(command, traceback.format_exc())
+        finally:
+            channel.busy(False)
     engine.shutdown()
     sys.stderr.flush()
     os._exit(0)

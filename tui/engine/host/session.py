@@ -105,11 +105,19 @@ class EngineSession:
             self.channel.send(CommandFailed(message=f"unexpected command {command.TYPE}"))
 
     def fail(self, command: Message | None, details: str) -> None:
-        request_id = getattr(command, "request_id", 0)
-        self.channel.send(CommandFailed(request_id=request_id,
-                                        message=f"engine error: {details.strip().splitlines()[-1]}"))
+        """A command ended in an exception of ours: answer it with its own failure type (a load
+        with LoadFailed, which is what its caller waits for), then log the traceback."""
+        last = details.strip().splitlines()[-1] if details.strip() else "unknown error"
         for line in details.splitlines():
             self.channel.log(4, (line + "\n").encode())
+        if isinstance(command, LoadCommand):
+            self._load_failed(FailureKind.OTHER, f"engine error: {last}")
+            return
+        request_id = getattr(command, "request_id", 0)
+        if isinstance(command, ChatCommand):
+            self.channel.send(ChatFailed(request_id=request_id, message=f"engine error: {last}"))
+            return
+        self.channel.send(CommandFailed(request_id=request_id, message=f"engine error: {last}"))
 
     def shutdown(self) -> None:
         self._unload()
@@ -230,14 +238,15 @@ class EngineSession:
         depth_tg: list[tuple[int, float]] = []
         pp: list[float] = []
         tg: list[float] = []
+        n_prompt, n_gen = command.n_prompt, command.n_gen
         with self._kv_request(command):
             if command.depths:
                 depth_tg = run_depth_bench(self.loaded, list(command.depths), command.n_gen,
                                            self.cancel)
             else:
-                pp, tg = run_bench(self.loaded, command.n_prompt, command.n_gen,
-                                   max(1, command.repetitions), self.cancel)
-        self.channel.send(BenchResult(request_id=command.request_id, n_prompt=command.n_prompt,
-                                      n_gen=command.n_gen, pp_tokens_per_s=tuple(round(x, 2) for x in pp),
+                n_prompt, n_gen, pp, tg = run_bench(self.loaded, command.n_prompt, command.n_gen,
+                                                    max(1, command.repetitions), self.cancel)
+        self.channel.send(BenchResult(request_id=command.request_id, n_prompt=n_prompt,
+                                      n_gen=n_gen, pp_tokens_per_s=tuple(round(x, 2) for x in pp),
                                       tg_tokens_per_s=tuple(round(x, 2) for x in tg),
                                       depth_tg=tuple((d, round(x, 2)) for d, x in depth_tg)))
