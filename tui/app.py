@@ -21,6 +21,7 @@ from tui import __version__
 from tui.chat.conversation import DEFAULT_SYSTEM_PROMPT
 from tui.chat.store import ConversationStore
 from tui.engine.client import EngineClient
+from tui.safe_text import terminal_safe
 from tui.engine.protocol import (ChatStats, EngineCrashed, Hello, Loaded, LoadFailed, LogLine,
                                  Unloaded)
 from tui.engine.settings import LoadSettings, SamplingSettings
@@ -184,6 +185,15 @@ class VramdeckApp(App):
         if self.app_settings.theme != theme:
             self.app_settings.theme = theme
             self.save_app_settings()
+
+    def notify(self, message: str, *, title: str = "", severity="information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notification is plain text: they carry file names, profile errors and
+        llama.cpp's words, whose brackets are not markup and whose escapes are not for the
+        terminal (`markup` is accepted and ignored)."""
+        kwargs = {} if timeout is None else {"timeout": timeout}
+        super().notify(terminal_safe(message, multiline=True), title=terminal_safe(title),
+                       severity=severity, markup=False, **kwargs)
 
     def save_app_settings(self) -> None:
         if self.settings_file is None:

@@ -14,6 +14,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Collapsible, Markdown, Static
 
+from tui.safe_text import terminal_safe
 from tui.chat.think import split_think
 from tui.engine.protocol import ChatStats
 
@@ -59,7 +60,7 @@ class UserMessage(_Focusable, Static):
     """
 
     def __init__(self, text: str) -> None:
-        super().__init__(text, markup=False)
+        super().__init__(terminal_safe(text, multiline=True), markup=False)
         self.text = text
 
     def text_for_copy(self) -> str:
@@ -91,9 +92,9 @@ class AssistantMessage(_Focusable, Vertical):
         self._answer_sent = len(answer)
         with Collapsible(title="reasoning", collapsed=True) as c:
             c.display = bool(think)
-            yield Static(think, classes="think", markup=False)
-        yield Markdown(answer)
-        yield Static("", classes="reply-stats")
+            yield Static(terminal_safe(think, multiline=True), classes="think", markup=False)
+        yield Markdown(terminal_safe(answer, multiline=True))
+        yield Static("", classes="reply-stats", markup=False)
 
     @property
     def markdown(self) -> Markdown:
@@ -105,7 +106,7 @@ class AssistantMessage(_Focusable, Vertical):
         self.text += piece
         if self._plain:  # no <think> part: every piece is answer, no need to look again
             self._answer_sent += len(piece)
-            return piece
+            return terminal_safe(piece, multiline=True)
         think, answer, thinking = split_think(self.text)
         if not think and not thinking and self.text.strip():
             self._plain = True
@@ -113,10 +114,10 @@ class AssistantMessage(_Focusable, Vertical):
             block = self.query_one(Collapsible)
             block.display = bool(think)
             block.title = "reasoning…" if thinking else "reasoning"
-            self.query_one(".think", Static).update(think)
+            self.query_one(".think", Static).update(terminal_safe(think, multiline=True))
         delta = answer[self._answer_sent:]
         self._answer_sent = len(answer)
-        return delta
+        return terminal_safe(delta, multiline=True)
 
     def text_for_copy(self) -> str:
         return split_think(self.text)[1]
