@@ -6,7 +6,11 @@ llama.cpp and its libraries may print to); the UI writes commands to the engine'
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any, ClassVar
@@ -54,19 +58,39 @@ def decode(line: bytes | str) -> Message:
     return cls._from_dict(data)
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    """A JSON value as the type its field is annotated with: tuples (of tuples), nested
+    dataclasses and enums come back as themselves, so a decoded message equals (and hashes like)
+    the one that was sent."""
+    if value is None or hint is Any:
+        return value
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            if arg is not type(None):
+                return _convert(arg, value)
+        return value
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return _build(hint, value)  # type: ignore[arg-type]
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return hint(value)
+    if origin is tuple and isinstance(value, list):
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v) for v in value)
+        return tuple(_convert(a, v) for a, v in zip(args, value, strict=False))
+    return value
+
+
 def _build(cls: type, data: dict[str, Any]) -> Any:
-    known = {f.name: f for f in fields(cls)}
-    kwargs = {}
-    for name, value in data.items():
-        if name not in known:
-            continue
-        nested = _NESTED.get((cls.__name__, name))
-        if nested is not None and isinstance(value, dict):
-            value = _build(nested, value)
-        elif isinstance(value, list) and name in _TUPLE_FIELDS:
-            value = tuple(value)
-        kwargs[name] = value
-    return cls(**kwargs)
+    hints = _hints(cls)
+    known = {f.name for f in fields(cls)}
+    return cls(**{name: _convert(hints.get(name, Any), value)
+                  for name, value in data.items() if name in known})
 
 
 def _classmethod_from_dict(cls: type["Message"], data: dict[str, Any]) -> "Message":
@@ -308,14 +332,6 @@ class Heartbeat(Message):
 
     TYPE: ClassVar[str] = "heartbeat"
     busy_s: float = 0.0
-
-
-_NESTED: dict[tuple[str, str], type] = {
-    ("Loaded", "facts"): ModelFacts,
-    ("ChatDone", "stats"): ChatStats,
-}
-_TUPLE_FIELDS = {"messages", "devices", "log_tail", "vram_bytes_per_gpu",
-                 "pp_tokens_per_s", "tg_tokens_per_s"}
 
 
 # ---------------------------------------------------------------- client-side only
