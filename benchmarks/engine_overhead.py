@@ -107,7 +107,7 @@ async def main() -> None:
         counted.append(c)
         print(f"round {i + 1}: engine {e:8.2f} tok/s ({n_e} tokens, llama.cpp counters {c:.2f})   "
               f"in-process {b:8.2f} tok/s ({n_i} tokens)", flush=True)
-    await client.close()
+    await client.stop()
 
     result = {
         "model": os.path.basename(model),

@@ -84,7 +84,7 @@ async def main() -> None:
                   f"{(measured or 0) / MIB:.0f} MiB budget {budget / MIB:.0f} MiB", flush=True)
         json.dump({"budget": budget, "overhead": overhead, "fit_seconds": round(fit_s, 3),
                    "calibration_source": cal.source, **rows}, out, indent=2)
-        await client.close()
+        await client.stop()
         return
 
     worst = 0.0
@@ -107,7 +107,8 @@ async def main() -> None:
                 formula = estimate(info, s, formula_calibration(info, s), (None,), (overhead,)).gpus[0].total
                 worst = max(worst, abs(err) / tol)
                 row = {"ngl": ngl, "kv": kv, "ctx": ctx, "predicted": predicted, "measured": measured,
-                       "error": err, "tolerance": tol, "ok": abs(err) <= tol, "rule_of_thumb": thumb, "formula": formula,
+                       "error": err, "tolerance": tol, "ok": abs(err) <= tol, "rule_of_thumb": thumb,
+                       "formula": formula,
                        "calibration_source": cal.source, "calibration_s": round(cal_s, 3),
                        "layers_offloaded": extra["layers_offloaded"]}
                 out.write(json.dumps(row) + "\n")
@@ -117,7 +118,7 @@ async def main() -> None:
                       f"{'ok' if row['ok'] else 'FAIL'}   rule of thumb {thumb / MIB:8.0f} MiB "
                       f"({(thumb - measured) / MIB:+.0f})", flush=True)
     print(f"worst error / tolerance: {worst:.3f}")
-    await client.close()
+    await client.stop()
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tui.engine.client import EngineClient  # noqa: E402
-from tui.engine.protocol import Loaded  # noqa: E402
 from tui.engine.host.dry_run import kv_per_device, parse_buffers  # noqa: E402
+from tui.engine.protocol import Loaded  # noqa: E402
 from tui.engine.settings import LoadSettings  # noqa: E402
 
 MIB = 1024**2
@@ -85,9 +85,10 @@ async def main() -> None:
                     vram = [round(b / MIB) for b in row.get("vram_bytes_per_gpu", [])]
                     print(f"ngl={ngl:>3} kv={kv:<5} ctx={ctx:>6} ok={row['ok']} "
                           f"offloaded={row.get('layers_offloaded')} vram_MiB={vram} "
-                          f"buffers={ {k: {d: round(b / MIB) for d, b in v.items()} for k, v in row['buffers'].items()} }",
+                          "buffers=" + str({k: {d: round(b / MIB) for d, b in v.items()}
+                                            for k, v in row["buffers"].items()}),
                           flush=True)
-    await client.close()
+    await client.stop()
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ async def main_async(out: str | None) -> None:
             assert isinstance(loaded, Loaded), loaded
             buffers = loaded.facts.buffers.get("model", {})
         finally:
-            await client.close()
+            await client.stop()
         e = estimate(info, s, formula_calibration(info, s), (80 * 2**30,), (0,))
         gpu = sum(v for d, v in buffers.items() if d.startswith("CUDA"))
         host = sum(v for d, v in buffers.items() if not d.startswith("CUDA"))

@@ -27,7 +27,8 @@ from tui.monitor.sampler import Sampler  # noqa: E402
 def svg_text(svg: str) -> str:
     """The characters of a Textual SVG screenshot, row by row."""
     rows: dict[float, list[tuple[float, str]]] = {}
-    for m in re.finditer(r'<text class="terminal-[^"]*-r[^>]*x="([0-9.]+)"[^>]*y="([0-9.]+)"[^>]*>(.*?)</text>', svg, re.S):
+    text = r'<text class="terminal-[^"]*-r[^>]*x="([0-9.]+)"[^>]*y="([0-9.]+)"[^>]*>(.*?)</text>'
+    for m in re.finditer(text, svg, re.S):
         x, y, text = float(m.group(1)), float(m.group(2)), html.unescape(re.sub("<[^>]+>", "", m.group(3)))
         rows.setdefault(y, []).append((x, text.replace("\xa0", " ")))
     lines = []
@@ -60,7 +61,7 @@ async def main() -> None:
         await pilot.press("f3")
         for _ in range(100):
             await pilot.pause(0.1)
-            if app.last_stats is not None:
+            if app.generation.last_stats is not None:
                 break
         await pilot.pause(1.2)
         svg = app.export_screenshot()

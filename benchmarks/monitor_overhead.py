@@ -110,7 +110,7 @@ async def main() -> None:
             watched.append(await generation(client))
         if not i % 2:
             plain.append(await generation(client))
-    await client.close()
+    await client.stop()
     result.update(tok_s_without=round(statistics.median(plain), 2),
                   tok_s_with_sampler_0_25s=round(statistics.median(watched), 2))
     result["tok_s_ratio"] = round(result["tok_s_with_sampler_0_25s"] / result["tok_s_without"], 4)

@@ -30,8 +30,7 @@ from tui.fit.estimate import estimate  # noqa: E402
 from tui.fit.overhead import DEFAULT_GPU_OVERHEAD  # noqa: E402
 from tui.models.model_info import load_model_info  # noqa: E402
 from tui.models.synthetic import LLAMA3_8B, write_sparse_llama  # noqa: E402
-from tui.tune.space import (FLASH_CHOICES, KV_CHOICES, UBATCH_CHOICES, Candidate,  # noqa: E402
-                            tune_candidates, valid)
+from tui.tune.space import FLASH_CHOICES, KV_CHOICES, UBATCH_CHOICES, Candidate, tune_candidates, valid  # noqa: E402
 from tui.units import parse_size  # noqa: E402
 
 MARGIN = 256 * 1024**2

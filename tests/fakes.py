@@ -5,8 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from tui.engine.protocol import (BenchResult, ChatDone, ChatStats, Hello, Loaded, LoadFailed,
-                                 LoadProgress, ModelFacts, TextPiece)
+from tui.engine.engine_like import EngineLike
+from tui.engine.protocol import (
+    BenchResult,
+    ChatDone,
+    ChatStats,
+    Hello,
+    Loaded,
+    LoadFailed,
+    LoadProgress,
+    ModelFacts,
+    TextPiece,
+)
 from tui.engine.settings import LoadSettings
 
 GiB = 1024**3
@@ -42,12 +52,12 @@ class ScriptedEngine:
         self.hold_after = hold_after
         """Stop streaming after this many words and wait (a reply caught mid-stream)."""
         self.loads: list[LoadSettings] = []
-        self.log: deque[str] = deque(["llama_model_loader: loaded meta data", "load_tensors: offloaded 33/33 layers to GPU"])
-        self.hello = Hello(pid=pid, llama_cpp_version="0.3.36", gpu_offload=gpu_offload)
+        self.log: deque[str] = deque(["llama_model_loader: loaded meta data",
+                                      "load_tensors: offloaded 33/33 layers to GPU"])
+        self.hello: Hello | None = Hello(pid=pid, llama_cpp_version="0.3.36", gpu_offload=gpu_offload)
         self.loaded: Loaded | None = None
         self._listeners = []
         self.cancelled = False
-        self.busy = False
 
     def subscribe(self, listener):
         self._listeners.append(listener)
@@ -101,16 +111,24 @@ class ScriptedEngine:
     async def cancel(self):
         self.cancelled = True
 
-    async def bench(self, n_prompt=512, n_gen=128, repetitions=3):
+    async def bench(self, n_prompt: int = 512, n_gen: int = 128, repetitions: int = 3,
+                    depths: tuple[int, ...] = ()) -> BenchResult:
         """Speeds that fall with the layers left on the CPU, like a real offload does."""
+        assert self.loaded is not None, "the scripted engine benchmarks a loaded model"
         share = self.loaded.facts.layers_offloaded / max(1, self.loaded.facts.layers_total)
         tg = round(4.0 + 90.0 * share ** 3, 1)
         return BenchResult(request_id=1, n_prompt=n_prompt, n_gen=n_gen,
                            pp_tokens_per_s=(round(300 + 1500 * share, 1),) * repetitions,
                            tg_tokens_per_s=(tg,) * repetitions)
 
-    async def close(self):
+    async def stop(self, timeout: float = 5.0):
         self.loaded = None
 
-    async def unload(self):
-        self.loaded = None
+    async def perplexity(self, text: str, chunk: int = 512):
+        raise NotImplementedError("the scripted engine scores no text")
+
+
+def _is_an_engine(engine: ScriptedEngine) -> EngineLike:
+    """The type checker (pyright covers this file) holds the scripted engine to the app's
+    EngineLike protocol, as it holds the real client."""
+    return engine

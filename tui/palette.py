@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING, cast
 
+from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+if TYPE_CHECKING:
+    from tui.app import VramdeckApp
 
 PANES = (("chat", "Chat"), ("monitor", "Monitor"), ("tuner", "Tuner"), ("log", "Log"))
 
@@ -15,12 +20,14 @@ class PaneActions(Provider):
     def _commands(self):
         app = self.app
         for binding in app.BINDINGS:
+            if not isinstance(binding, Binding):
+                continue
             if binding.description and binding.action != "command_palette":
                 yield binding.description, partial(app.run_action, binding.action), binding.key
         for mode, title in PANES:
             screen_class = app.MODES.get(mode)
             for binding in getattr(screen_class, "BINDINGS", ()):
-                if not binding.description or binding.key in ("up", "down"):
+                if not isinstance(binding, Binding) or not binding.description or binding.key in ("up", "down"):
                     continue
                 yield (f"{title}: {binding.description}",
                        partial(self._run_in_pane, mode, binding.action), binding.key.split(",")[0])
@@ -46,12 +53,16 @@ class PaneActions(Provider):
 class ProfileCommands(Provider):
     """"Load profile: NAME" for every saved profile."""
 
+    @property
+    def vramdeck(self) -> "VramdeckApp":
+        return cast("VramdeckApp", self.app)
+
     async def startup(self) -> None:
-        self.names = self.app.profile_store.names()  # one directory listing
+        self.names = self.vramdeck.profile_store.names()  # one directory listing
 
     async def discover(self) -> Hits:
         for name in self.names:
-            yield DiscoveryHit(f"Load profile: {name}", partial(self.app.open_profile, name))
+            yield DiscoveryHit(f"Load profile: {name}", partial(self.vramdeck.profiles.open_profile, name))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -59,4 +70,4 @@ class ProfileCommands(Provider):
             text = f"Load profile: {name}"
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), partial(self.app.open_profile, name))
+                yield Hit(score, matcher.highlight(text), partial(self.vramdeck.profiles.open_profile, name))

@@ -10,8 +10,15 @@ import time
 import pytest
 
 from tui.engine.client import EngineClient
-from tui.engine.protocol import (ChatDone, EngineCrashed, FailureKind, Loaded, LoadFailed,
-                                 PromptProcessed, TextPiece)
+from tui.engine.protocol import (
+    ChatDone,
+    EngineCrashed,
+    FailureKind,
+    Loaded,
+    LoadFailed,
+    PromptProcessed,
+    TextPiece,
+)
 from tui.engine.settings import LoadSettings, SamplingSettings
 
 pytestmark = pytest.mark.slow
@@ -22,7 +29,7 @@ async def load(path, **kw) -> Loaded | LoadFailed:
     try:
         return await asyncio.wait_for(client.load(LoadSettings(model_path=str(path), **kw)), 60)
     finally:
-        await client.close()
+        await client.stop()
 
 
 def written(path, data: bytes):
@@ -39,7 +46,7 @@ def written(path, data: bytes):
 async def test_bad_paths_fail_with_a_type_and_a_sentence(tmp_path, make, kind, words):
     result = await load(make(tmp_path))
     assert isinstance(result, LoadFailed)
-    assert result.failure is kind
+    assert result.kind == kind
     assert words in result.message
     assert "Traceback" not in result.message
 
@@ -48,7 +55,7 @@ async def test_truncated_model_is_reported_as_truncated(tmp_path, demo_model):
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(demo_model.read_bytes()[: demo_model.stat().st_size // 2])
     result = await load(cut)
-    assert isinstance(result, LoadFailed) and result.failure is FailureKind.CORRUPT
+    assert isinstance(result, LoadFailed) and result.kind == FailureKind.CORRUPT
     assert "truncated" in result.message
 
 
@@ -58,7 +65,7 @@ async def test_damaged_header_is_corrupt_not_a_crash(tmp_path, demo_model):
     data[24:32] = b"\xff" * 8  # the first key's length becomes absurd
     bad.write_bytes(bytes(data))
     result = await load(bad)
-    assert isinstance(result, LoadFailed) and result.failure is FailureKind.CORRUPT
+    assert isinstance(result, LoadFailed) and result.kind == FailureKind.CORRUPT
 
 
 async def test_unknown_architecture_is_named(tmp_path, tiny_llama):
@@ -67,14 +74,14 @@ async def test_unknown_architecture_is_named(tmp_path, tiny_llama):
     odd.write_bytes(data.replace(b"llama", b"zlama", 1))  # general.architecture's value
     result = await load(odd)
     assert isinstance(result, LoadFailed)
-    assert result.failure is FailureKind.UNSUPPORTED_ARCH, result
+    assert result.kind == FailureKind.UNSUPPORTED_ARCH, result
     assert "zlama" in result.message
     assert result.log_tail, "the last llama.cpp log lines come with the failure"
 
 
 async def test_out_of_range_settings_are_refused_before_loading(demo_model):
     result = await load(demo_model, n_ubatch=4096, n_batch=512)
-    assert isinstance(result, LoadFailed) and result.failure is FailureKind.BAD_SETTINGS
+    assert isinstance(result, LoadFailed) and result.kind == FailureKind.BAD_SETTINGS
     assert "n_ubatch" in result.message
 
 
@@ -106,7 +113,7 @@ async def test_sigkill_mid_stream_is_reported_within_a_second_and_next_load_work
                                                SamplingSettings(max_tokens=8))]
         assert isinstance(pieces[-1], ChatDone)
     finally:
-        await client.close()
+        await client.stop()
 
 
 async def test_abort_inside_the_engine_is_a_crash_with_its_exit_status(demo_model):
@@ -117,7 +124,7 @@ async def test_abort_inside_the_engine_is_a_crash_with_its_exit_status(demo_mode
         end = [e async for e in client.chat([{"role": "user", "content": "hi"}])][-1]
         assert isinstance(end, EngineCrashed) and end.signal_name == "SIGABRT"
     finally:
-        await client.close()
+        await client.stop()
 
 
 async def test_reload_ends_the_old_process(demo_model):
@@ -130,10 +137,10 @@ async def test_reload_ends_the_old_process(demo_model):
         with pytest.raises(ProcessLookupError):
             os.kill(first, 0)
         assert client.loaded.facts.n_ctx == 1024
-        await client.unload()
+        await client.stop()
         assert client.pid is None and client.loaded is None
     finally:
-        await client.close()
+        await client.stop()
 
 
 async def test_closing_stdin_ends_an_engine_whose_ui_died(demo_model):
@@ -142,4 +149,4 @@ async def test_closing_stdin_ends_an_engine_whose_ui_died(demo_model):
     proc = client.process
     proc.stdin.close()  # what the OS does when the UI process dies
     await asyncio.wait_for(proc.wait(), 5)
-    await client.close()
+    await client.stop()

@@ -11,8 +11,15 @@ import struct
 import pytest
 
 from tui.engine.client import EngineClient, EngineError
-from tui.engine.protocol import (ChatFailed, CommandFailed, EngineStalled, FailureKind, Loaded,
-                                 LoadFailed, TextPiece)
+from tui.engine.protocol import (
+    ChatFailed,
+    CommandFailed,
+    EngineStalled,
+    FailureKind,
+    Loaded,
+    LoadFailed,
+    TextPiece,
+)
 from tui.engine.settings import LoadSettings, SamplingSettings
 
 pytestmark = pytest.mark.slow
@@ -39,9 +46,9 @@ async def test_an_engine_side_failure_of_a_load_ends_the_load(tmp_path, tiny_lla
         result = await asyncio.wait_for(
             client.load(LoadSettings(model_path=str(_alignment_as_text(tiny_llama, tmp_path)))), 60)
     finally:
-        await client.close()
+        await client.stop()
     assert isinstance(result, LoadFailed)
-    assert result.failure is FailureKind.CORRUPT and "Traceback" not in result.message
+    assert result.kind == FailureKind.CORRUPT and "Traceback" not in result.message
 
 
 async def test_a_command_failure_with_no_request_id_ends_whatever_waits():
@@ -87,4 +94,4 @@ async def test_a_stopped_engine_ends_the_chat_with_a_stall(monkeypatch, demo_mod
     finally:
         if client.pid:
             os.kill(client.pid, signal.SIGCONT)
-        await client.close()
+        await client.stop()

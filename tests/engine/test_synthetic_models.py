@@ -24,7 +24,7 @@ async def test_tiny_model_and_its_quant_ladder_load_and_generate(tiny_llama, qua
             assert events[-1].stats.generated_tokens > 0
             assert any(isinstance(e, TextPiece) for e in events)
     finally:
-        await client.close()
+        await client.stop()
 
 
 def test_quant_ladder_files_shrink(tiny_llama, quant_ladder):
@@ -79,4 +79,4 @@ async def test_moe_model_loads_with_experts_split_and_generates(tiny_moe):
                 tokens = event.stats.generated_tokens
         assert tokens > 0
     finally:
-        await client.close()
+        await client.stop()

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from tui.commands.tune import parse_duration
 from tui.engine.client import EngineClient
 from tui.engine.settings import LoadSettings
 from tui.fit.estimate import formula_calibration
 from tui.models.model_info import load_model_info
 from tui.tune.run import Measurement, TuneReport, perplexity_text
 from tui.tune.space import Candidate, tune_candidates
-from tui.commands.tune import parse_duration
 
 GiB = 1024**3
 
@@ -89,7 +89,7 @@ def test_q2_k_perplexity_is_clearly_above_q8_0(demo_ladder):
             await client.load(LoadSettings(model_path=str(path), n_ctx=1024))
             return (await client.perplexity(perplexity_text(), 512)).perplexity
         finally:
-            await client.close()
+            await client.stop()
 
     q8, q2 = asyncio.run(ppl(demo_ladder["Q8_0"])), asyncio.run(ppl(demo_ladder["Q2_K"]))
     print(f"perplexity Q8_0 {q8:.2f}, Q2_K {q2:.2f}")

@@ -23,7 +23,7 @@ async def test_dry_run_buffers_equal_a_real_load(demo_model, kv, ctx):
         assert isinstance(loaded, Loaded)
         real = loaded.facts.buffers
     finally:
-        await client.close()
+        await client.stop()
     # both come from llama.cpp's log, which prints MiB with two decimals: equal to that precision
     log_precision = 0.01 * 1024**2
     assert sum(real["kv"].values()) > 0 and sum(real["compute"].values()) > 0

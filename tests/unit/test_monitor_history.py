@@ -30,5 +30,5 @@ async def test_page_cache_share_of_the_mapped_model_file(demo_model):
         assert 0 < host.model_resident_bytes <= host.model_file_bytes
         assert host.engine_rss_bytes >= host.model_resident_bytes
     finally:
-        await client.close()
+        await client.stop()
     assert mapped_resident_bytes(999_999_999, str(demo_model)) is None

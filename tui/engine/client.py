@@ -15,26 +15,44 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 import psutil
 
 import tui
+from tui.engine.engine_like import ChatEvent, EngineNews, Listener
 from tui.engine.errors import classify_load_log, describe_failure
-from tui.engine.protocol import (BenchCommand, BenchResult, CancelCommand, ChatCommand, ChatDone,
-                                 ChatFailed, CommandFailed, EngineCrashed, EngineStalled,
-                                 FailureKind, HEARTBEAT_S, Heartbeat,
-                                 Hello, Loaded, LoadCommand, LoadFailed, LoadProgress, LogLine,
-                                 Message, PerplexityCommand, PerplexityResult, PromptProcessed,
-                                 PromptProgress,
-                                 ShutdownCommand, TextPiece, Unloaded, decode)
+from tui.engine.protocol import (
+    HEARTBEAT_S,
+    BenchCommand,
+    BenchResult,
+    CancelCommand,
+    ChatCommand,
+    ChatDone,
+    ChatFailed,
+    CommandFailed,
+    EngineCrashed,
+    EngineStalled,
+    FailureKind,
+    Heartbeat,
+    Hello,
+    LoadCommand,
+    Loaded,
+    LoadFailed,
+    LoadProgress,
+    LogLine,
+    Message,
+    PerplexityCommand,
+    PerplexityResult,
+    PromptProcessed,
+    PromptProgress,
+    ShutdownCommand,
+    TextPiece,
+    Unloaded,
+    decode,
+)
 from tui.engine.settings import LoadSettings, SamplingSettings
-
-ChatEvent = PromptProgress | PromptProcessed | TextPiece | ChatDone | ChatFailed | EngineCrashed
-EngineEvent = (Hello | LogLine | LoadProgress | Loaded | LoadFailed | Unloaded | EngineCrashed
-               | EngineStalled)
-Listener = Callable[[EngineEvent], None]
 
 _STREAM_LIMIT = 16 * 1024 * 1024
 LOG_LINES_KEPT = 5000
@@ -67,7 +85,6 @@ class EngineClient:
         self.hello: Hello | None = None
         self.loaded: Loaded | None = None
         self.log: deque[str] = deque(maxlen=LOG_LINES_KEPT)
-        self.last_crash: EngineCrashed | None = None
         self._listeners: list[Listener] = []
         self._ids = itertools.count(1)
         self._requests: dict[int, asyncio.Queue] = {}
@@ -85,7 +102,7 @@ class EngineClient:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def _notify(self, event: EngineEvent) -> None:
+    def _notify(self, event: EngineNews) -> None:
         for listener in list(self._listeners):
             listener(event)
 
@@ -96,10 +113,6 @@ class EngineClient:
     @property
     def running(self) -> bool:
         return self.pid is not None
-
-    @property
-    def busy(self) -> bool:
-        return self._active_chat is not None
 
     # ------------------------------------------------------------------ process
 
@@ -138,7 +151,8 @@ class EngineClient:
         if proc.returncode is None:
             with contextlib.suppress(Exception):
                 await self._send(ShutdownCommand())
-                proc.stdin.close()
+                if proc.stdin is not None:
+                    proc.stdin.close()
             try:
                 await asyncio.wait_for(proc.wait(), timeout)
             except asyncio.TimeoutError:
@@ -153,13 +167,6 @@ class EngineClient:
         if self.loaded is not None:
             self.loaded = None
             self._notify(Unloaded())
-
-    async def unload(self) -> None:
-        """Drop the model by ending the engine process: all its VRAM goes back to the driver."""
-        await self.stop()
-
-    async def close(self) -> None:
-        await self.stop()
 
     async def _send(self, message: Message) -> None:
         proc = self.process
@@ -198,10 +205,9 @@ class EngineClient:
                 name = signal.Signals(-returncode).name
         crash = EngineCrashed(returncode=returncode, signal_name=name,
                               log_tail=tuple(list(self.log)[-12:]))
-        self.last_crash = crash
         self.loaded = None
         self._active_chat = None
-        for key, future in list(self._futures.items()):
+        for future in list(self._futures.values()):
             if not future.done():
                 future.set_result(crash)
         self._futures.clear()
@@ -337,7 +343,7 @@ class EngineClient:
             return result
 
     async def chat(self, messages: Sequence[dict[str, str]],
-                   sampling: SamplingSettings | None = None) -> AsyncIterator[ChatEvent]:
+                   sampling: SamplingSettings | None = None) -> AsyncGenerator[ChatEvent, None]:
         """Stream a reply: PromptProcessed, TextPiece events, then ChatDone, ChatFailed or EngineCrashed.
 
         Use `async with contextlib.aclosing(client.chat(...))` when you may stop reading early:

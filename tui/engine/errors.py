@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from tui.engine.protocol import FailureKind
+from tui.engine.settings import compact
+
+if TYPE_CHECKING:
+    from tui.engine.load_service import LoadOutcome
 
 # Checked in order; the first pattern found in the log decides.
 _PATTERNS: list[tuple[FailureKind, re.Pattern[str]]] = [
@@ -77,16 +82,39 @@ def failure_kind(value: str) -> FailureKind:
         return FailureKind.OTHER
 
 
-def rollback_report(kind: FailureKind, message: str, tried: str, back_on: str | None) -> str:
+def load_report(outcome: LoadOutcome, n_layer: int | None) -> str:
     """What the Tuner says after a failed apply: what failed with which settings, where vramdeck
-    went back to, and which keys to try (`message` is the LoadFailed's whole text)."""
-    lines = [f"✗ {headline(kind) if kind in _TUNER_TIPS else message} [{tried}]"]
+    went back to (or that going back failed too), and which keys to try."""
+    failed = outcome.failure
+    if failed is None:
+        return ""
+    kind = failure_kind(failed.kind)
+    tried = compact(outcome.settings, n_layer)
+    lines = [f"✗ {headline(kind) if kind in _TUNER_TIPS else failed.message} [{tried}]"]
     tip = f"Try: {_TUNER_TIPS[kind]}" if kind in _TUNER_TIPS else ""
-    if back_on:
-        lines.append(f"Back on the last that worked [{back_on}]; chat kept. {tip}".rstrip())
+    back = outcome.rolled_back_to
+    if back is not None and outcome.rollback_failure is None:
+        lines.append(f"Back on the last that worked [{compact(back, n_layer)}]; chat kept. {tip}".rstrip())
+    elif back is not None:
+        again = outcome.rollback_failure
+        lines.append(f"Going back to the last that worked [{compact(back, n_layer)}] failed too: "
+                     f"{headline(failure_kind(again.kind)) if again else ''} No model is loaded. "
+                     f"{tip}".rstrip())
     elif tip:
         lines.append(tip)
     return "\n".join(lines)
+
+
+def load_notice(outcome: LoadOutcome) -> str:
+    """The notification after a failed apply (the Tuner's line says the rest)."""
+    failed = outcome.failure
+    if failed is None:
+        return ""
+    if outcome.back_on_last_working:
+        return failed.message + "\nGoing back to the last settings that worked."
+    if outcome.rolled_back_to is not None:
+        return failed.message + "\nThe last settings that worked did not load again either."
+    return failed.message
 
 
 def headline(kind: FailureKind) -> str:

@@ -55,7 +55,7 @@ def decode(line: bytes | str) -> Message:
     if not isinstance(data, dict) or data.get("type") not in _REGISTRY:
         raise ValueError(f"not an engine message: {str(line)[:200]}")
     cls = _REGISTRY[data.pop("type")]
-    return cls._from_dict(data)
+    return _build(cls, data)
 
 
 @functools.cache
@@ -91,13 +91,6 @@ def _build(cls: type, data: dict[str, Any]) -> Any:
     known = {f.name for f in fields(cls)}
     return cls(**{name: _convert(hints.get(name, Any), value)
                   for name, value in data.items() if name in known})
-
-
-def _classmethod_from_dict(cls: type["Message"], data: dict[str, Any]) -> "Message":
-    return _build(cls, data)
-
-
-Message._from_dict = classmethod(_classmethod_from_dict)  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- commands (UI -> engine)
@@ -158,7 +151,6 @@ class Hello(Message):
     gpu_offload: bool = False
     """False on a CPU-only build of llama.cpp: n_gpu_layers is then ignored."""
     devices: tuple[str, ...] = ()
-    system_info: str = ""
 
 
 @dataclass(frozen=True)
@@ -213,10 +205,6 @@ class LoadFailed(Message):
     kind: str = FailureKind.OTHER.value
     message: str = ""
     log_tail: tuple[str, ...] = ()
-
-    @property
-    def failure(self) -> FailureKind:
-        return FailureKind(self.kind)
 
 
 @dataclass(frozen=True)

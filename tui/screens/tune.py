@@ -9,29 +9,27 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label, ProgressBar
 
-from tui.engine.settings import LoadSettings
-from tui.profiles.portable import measured_results
-from tui.profiles.schema import Profile
-from tui.engine.settings_steps import compact
+from tui.engine.settings import LoadSettings, compact
+from tui.fit.budget import FIT_MARGIN_BYTES
 from tui.fit.calibration import calibrate
 from tui.models.model_info import ModelInfo
+from tui.profiles.portable import measured_results
+from tui.profiles.schema import Profile
+from tui.screens.typed import VramdeckModal
 from tui.tune.run import Measurement, TuneReport, run_tune
 from tui.tune.space import thread_choices, tune_candidates, with_threads
 from tui.units import format_bytes
 
-MARGIN = 256 * 1024**2
 
-
-class TuneScreen(ModalScreen[LoadSettings | None]):
+class TuneScreen(VramdeckModal[LoadSettings | None]):
     """Dismisses with the settings to apply (the best, or the highlighted row), or None."""
 
     BINDINGS = [
-        Binding("escape", "stop_or_close", "Stop / close"),
-        Binding("a", "apply", "Apply highlighted"),
-        Binding("w", "save", "Save highlighted"),
+        Binding("escape", "stop_or_close", "Stop / close", id="tune.stop-or-close"),
+        Binding("a", "apply", "Apply highlighted", id="tune.apply"),
+        Binding("w", "save", "Save highlighted", id="tune.save"),
     ]
 
     def __init__(self, info: ModelInfo, base: LoadSettings, budgets, overheads, host: int | None,
@@ -60,7 +58,7 @@ class TuneScreen(ModalScreen[LoadSettings | None]):
         self.query_one("#tune-title", Label).update(
             f"Auto-tune {self.info.path.rsplit('/', 1)[-1]}: fastest generation that fits "
             f"{', '.join(format_bytes(b) for b in self.budgets if b) or 'the CPU'} "
-            f"({format_bytes(MARGIN)} spare), context {self.base.n_ctx:,}. Esc stops.")
+            f"({format_bytes(FIT_MARGIN_BYTES)} spare), context {self.base.n_ctx:,}. Esc stops.")
         self.tune()
 
     @work(exclusive=True, group="tune", exit_on_error=False)
@@ -70,7 +68,7 @@ class TuneScreen(ModalScreen[LoadSettings | None]):
         candidates, pruned = await asyncio.to_thread(
             tune_candidates, [self.info], self.base,
             lambda info, s: calibrate(info, s, self.use_dry_run), self.budgets, self.overheads,
-            MARGIN, self.host)
+            FIT_MARGIN_BYTES, self.host)
         bar = self.query_one("#tune-progress", ProgressBar)
         bar.update(total=max(1, len(candidates)), progress=0)
         if not candidates:
@@ -98,7 +96,7 @@ class TuneScreen(ModalScreen[LoadSettings | None]):
 
         self.report = await run_tune(candidates, self.time_budget_s, self.stop, progress,
                                      client_factory=lambda: self.app.engine, extra=more_threads,
-                                     close_client=False)
+                                     close_client=False, loads=self.app.loads)
         self.done = True
         self._show(self.report)
         ended = f" (ended early: {self.report.stopped})" if self.report.stopped else ""
@@ -151,10 +149,10 @@ class TuneScreen(ModalScreen[LoadSettings | None]):
         app = self.app
 
         def make(name: str) -> Profile:
-            profile = app.profile_from(name, m.candidate.settings)
+            profile = app.profiles.profile_from(name, m.candidate.settings)
             profile.notes = "found by the Tuner's auto-tune"
-            profile.results = measured_results(app.machine(), m.vram_bytes_per_gpu, m.load_seconds,
+            profile.results = measured_results(app.profiles.machine(), m.vram_bytes_per_gpu, m.load_seconds,
                                                m.pp_tokens_per_s, m.tg_tokens_per_s)
             return profile
 
-        app.save_profile_asking("auto-tuned", make)
+        app.profiles.save_profile_asking("auto-tuned", make)

@@ -12,8 +12,10 @@ from importlib import resources
 from pathlib import Path
 
 from tui.engine.client import EngineClient, EngineError
+from tui.engine.engine_like import EngineLike
+from tui.engine.load_service import LoadService
 from tui.engine.protocol import Loaded
-from tui.engine.settings_steps import compact
+from tui.engine.settings import compact
 from tui.tune.space import Candidate
 
 BENCH_PROMPT, BENCH_GEN = 128, 32
@@ -41,8 +43,9 @@ class Measurement:
         return tuple(g.total for g in self.candidate.estimate.gpus)
 
     def label(self) -> str:
-        return f"{Path(self.candidate.settings.model_path).name}  {compact(self.candidate.settings, self.candidate.info.n_layer)}" + (
-            f" t{self.candidate.settings.n_threads}" if self.candidate.settings.n_threads else "")
+        s = self.candidate.settings
+        threads = f" t{s.n_threads}" if s.n_threads else ""
+        return f"{Path(s.model_path).name}  {compact(s, self.candidate.info.n_layer)}{threads}"
 
 
 @dataclass
@@ -90,12 +93,13 @@ class TuneReport:
 
 async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyncio.Event,
                    on_progress: Callable[[str, Measurement | None, TuneReport], None] = lambda *a: None,
-                   quality: bool = False, client_factory: Callable[[], EngineClient] = EngineClient,
+                   quality: bool = False, client_factory: Callable[[], EngineLike] = EngineClient,
                    extra: Callable[[TuneReport], list[Candidate]] | None = None,
-                   close_client: bool = True) -> TuneReport:
+                   close_client: bool = True, loads: LoadService | None = None) -> TuneReport:
     """Measure `candidates` in order. `extra(report)` may add candidates once the list is done
     (thread counts around the best); it is asked once. `close_client=False` leaves the engine
-    running (the app's own engine, which then loads the chosen set-up)."""
+    running (the app's own engine, which then loads the chosen set-up). With `loads` (the app's
+    LoadService) every load and benchmark is recorded with the session's other tries."""
     report = TuneReport()
     started = time.monotonic()
     queue = list(candidates)
@@ -115,8 +119,9 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
                 report.stopped = "time budget"
                 break
             c = queue.pop(0)
-            on_progress(f"loading {Path(c.settings.model_path).name} {compact(c.settings, c.info.n_layer)}", None, report)
-            m = await _measure(client, c, stop)
+            on_progress(f"loading {Path(c.settings.model_path).name} {compact(c.settings, c.info.n_layer)}",
+                        None, report)
+            m = await _measure(client, c, stop, loads)
             report.measured.append(m)
             if m.ok and quality and c.settings.model_path not in report.perplexity and not stop.is_set():
                 on_progress(f"perplexity of {Path(c.settings.model_path).name}", m, report)
@@ -129,13 +134,15 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
         report.untried = queue
     finally:
         if close_client:
-            await client.close()
+            await client.stop()
         report.seconds = time.monotonic() - started
     return report
 
 
-async def _measure(client: EngineClient, c: Candidate, stop: asyncio.Event) -> Measurement:
-    result = await client.load(c.settings)
+async def _measure(client: EngineLike, c: Candidate, stop: asyncio.Event,
+                   loads: LoadService | None) -> Measurement:
+    predicted = tuple(g.total for g in c.estimate.gpus)
+    result = await (loads.load(c.settings, predicted) if loads else client.load(c.settings))
     if not isinstance(result, Loaded):
         return Measurement(c, ok=False, error=result.message, failure_kind=result.kind)
     facts = result.facts
@@ -151,4 +158,6 @@ async def _measure(client: EngineClient, c: Candidate, stop: asyncio.Event) -> M
         return m
     m.pp_tokens_per_s = max(bench.pp_tokens_per_s, default=0.0)
     m.tg_tokens_per_s = max(bench.tg_tokens_per_s, default=0.0)
+    if loads is not None:
+        loads.record_bench(c.settings, m.pp_tokens_per_s, m.tg_tokens_per_s)
     return m

@@ -1,4 +1,6 @@
 """What the engine process does with each command, and the state it keeps between them."""
+# pyright: reportArgumentType=false, reportAttributeAccessIssue=false, reportOptionalMemberAccess=false
+# (C bindings through ctypes: handles travel as plain ints and the stubs do not say so)
 
 from __future__ import annotations
 
@@ -19,12 +21,31 @@ from tui.engine.host.devices import list_devices
 from tui.engine.host.dry_run import parse_buffers
 from tui.engine.host.generate import ChatSession, PromptTooLong
 from tui.engine.host.runtime import LoadedModel, LoadError
-from tui.engine.protocol import (BenchCommand, BenchResult, CancelCommand, ChatCommand, ChatDone,
-                                 ChatFailed, CommandFailed, FailureKind, Hello, Loaded,
-                                 LoadCommand, LoadFailed, LoadProgress, Message, ModelFacts,
-                                 PerplexityCommand, PerplexityResult, PromptProcessed,
-                                 PromptProgress,
-                                 ShutdownCommand, TextPiece, Unloaded, decode)
+from tui.engine.protocol import (
+    BenchCommand,
+    BenchResult,
+    CancelCommand,
+    ChatCommand,
+    ChatDone,
+    ChatFailed,
+    CommandFailed,
+    FailureKind,
+    Hello,
+    LoadCommand,
+    Loaded,
+    LoadFailed,
+    LoadProgress,
+    Message,
+    ModelFacts,
+    PerplexityCommand,
+    PerplexityResult,
+    PromptProcessed,
+    PromptProgress,
+    ShutdownCommand,
+    TextPiece,
+    Unloaded,
+    decode,
+)
 from tui.engine.settings import LoadSettings, SamplingSettings, SettingsError
 from tui.models.gguf_info import GgufError, check_model_file
 from tui.monitor.nvml import process_vram_bytes
@@ -89,7 +110,6 @@ class EngineSession:
             llama_cpp_version=getattr(L, "__version__", "?"),
             gpu_offload=bool(L.llama_supports_gpu_offload()),
             devices=tuple(list_devices()),
-            system_info=(L.llama_print_system_info() or b"").decode(errors="replace"),
         ))
 
     def handle(self, command: Message) -> None:
