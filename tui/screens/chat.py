@@ -14,21 +14,26 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Footer, Markdown, Static
+from textual.widgets import Footer, Static
 
 from tui.chat.conversation import Conversation, Turn
-from tui.chat.store import ConversationLog, stats_dict
+from tui.chat.recorder import ConversationRecorder
 from tui.chat.think import code_blocks
-from tui.engine.protocol import (ChatDone, ChatFailed, EngineCrashed, PromptProcessed,
-                                 PromptProgress, TextPiece)
+from tui.engine.protocol import (
+    ChatDone,
+    ChatFailed,
+    EngineCrashed,
+    TextPiece,
+)
 from tui.engine.status import Phase
 from tui.screens.ask import ConfirmScreen, ask_path_and_write
 from tui.screens.conversations import ConversationsScreen
 from tui.screens.sampling import SamplingScreen, sampling_line
 from tui.screens.status_binding import follow_app_status
+from tui.screens.typed import VramdeckScreen
 from tui.widgets.chat_message import AssistantMessage, MessageAction, UserMessage
 from tui.widgets.prompt_input import PromptInput
+from tui.widgets.reply_stream import ThrottledStream
 from tui.widgets.status_bar import StatusBar
 
 # Content markup: a Markdown widget here dropped the space after each bold key.
@@ -42,13 +47,9 @@ WELCOME = ("Type a message and press [b]Enter[/b] to send; [b]Ctrl+J[/b] adds a 
 CONTEXT_WARN = 0.85
 """Warn when this share of the context is used."""
 
-RENDER_INTERVAL = 0.1
-"""A streaming reply's Markdown is updated at most this often (10 times a second): each update
-re-lays out the conversation; at 20 a second a key press waited behind it (p95 66 ms on 2
-cores), at 10 a second it does not (p95 13 ms): benchmarks/chat_stream.py."""
 
 
-class ChatScreen(Screen):
+class ChatScreen(VramdeckScreen):
     BINDINGS = [
         Binding("escape", "stop", "Stop", id="chat.stop"),
         Binding("ctrl+r", "regenerate", "Regenerate", id="chat.regenerate"),
@@ -61,10 +62,29 @@ class ChatScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conversation = Conversation()
-        self._log: ConversationLog | None = None
-        self._meta_written = False
-        self._save_failed = False
+        self._recorder: ConversationRecorder | None = None
+
+    @property
+    def recorder(self) -> ConversationRecorder:
+        """The conversation on screen and its file, changed together."""
+        if self._recorder is None:
+            self._recorder = ConversationRecorder(self.app.conversation_store, Conversation())
+        return self._recorder
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.recorder.conversation
+
+    def _switch_to(self, conversation: Conversation, already_saved: bool = False) -> None:
+        self.recorder.close()
+        self._recorder = ConversationRecorder(self.app.conversation_store, conversation,
+                                              already_saved)
+
+    def _saving_checked(self) -> None:
+        """Say once that saving turned off (the chat goes on)."""
+        problem = self.recorder.take_saving_problem()
+        if problem:
+            self.notify(problem, severity="error", timeout=15)
 
     def on_screen_resume(self) -> None:
         if not self.conversation.turns:
@@ -82,7 +102,7 @@ class ChatScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#conversation", VerticalScroll).anchor()
         follow_app_status(self)
-        self.watch(self.app, "context_used", self._context_changed)
+        self.watch(self.app, "generation", self._context_changed)
         self.watch(self.app, "engine_status", self._context_changed)
         prompt = self.query_one(PromptInput)
         prompt.border_title = "Message · Enter sends · Ctrl+J new line"
@@ -94,7 +114,10 @@ class ChatScreen(Screen):
 
     def _context_changed(self, *_) -> None:
         facts = self.app.engine_status.facts
-        used = self.app.context_used
+        used = self.app.generation.context_used
+        if (facts, used) == getattr(self, "_context_shown", None):
+            return  # the generation changed by a streamed piece only
+        self._context_shown = (facts, used)
         warning = self.query_one("#context-warning", Static)
         if facts and facts.n_ctx and used >= CONTEXT_WARN * facts.n_ctx:
             warning.update(f"⚠ Context {used / facts.n_ctx:.0%} full ({used:,} of {facts.n_ctx:,} "
@@ -103,30 +126,6 @@ class ChatScreen(Screen):
             warning.display = True
         else:
             warning.display = False
-
-    # ------------------------------------------------------------------ saving
-
-    def _save(self, **event) -> None:
-        """Append one event to this conversation's file (created with its first message). When
-        the file cannot be written, chatting goes on and the user is told once that saving is off."""
-        try:
-            if self._log is None:
-                self._log = self.app.conversation_store.start(self.conversation)
-            if not self._meta_written:
-                c = self.conversation
-                self._log.append(t="meta", id=c.id, created=c.created, system_prompt=c.system_prompt)
-                self._meta_written = True
-            self._log.append(**event)
-        except OSError as exc:
-            if not self._save_failed:
-                self.notify(f"Saving is off for this conversation: {exc}", severity="error",
-                            timeout=15)
-            self._save_failed = True
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-        self._log, self._meta_written = None, False
 
     # ------------------------------------------------------------------ showing
 
@@ -180,14 +179,13 @@ class ChatScreen(Screen):
         event.input.clear()
         with contextlib.suppress(Exception):
             await self.query_one("#welcome").remove()
-        self.conversation.add_user(event.text)
-        self._save(t="user", text=event.text)
+        self.recorder.user(event.text)
+        self._saving_checked()
         await self.view.mount(UserMessage(event.text))
         await self._start_reply()
 
     async def _start_reply(self) -> None:
-        reply = self.conversation.add_reply()
-        self._save(t="reply")
+        reply = self.recorder.start_reply()
         widget = AssistantMessage()
         await self.view.mount(widget)
         self.view.anchor()
@@ -195,74 +193,35 @@ class ChatScreen(Screen):
 
     @work(exclusive=True, group="reply", exit_on_error=False)
     async def stream_reply(self, turn: Turn, widget: AssistantMessage) -> None:
-        stream = Markdown.get_stream(widget.markdown)
+        stream = ThrottledStream(widget.markdown, self.set_timer)
         note, too_long, stalled = "", False, False
-        engine = self.app.engine
-        first_at, tokens = 0.0, 0
-        pending, last_render = [], 0.0
-        timer = None
-
-        async def render() -> None:
-            nonlocal last_render, timer
-            timer = None
-            if pending:
-                text = "".join(pending)
-                pending.clear()
-                last_render = time.monotonic()
-                await stream.write(text)
-
+        app = self.app
         try:
-            async with contextlib.aclosing(engine.chat(self.conversation.messages(),
-                                                       self.app.sampling)) as events:
+            async with contextlib.aclosing(app.engine.chat(self.conversation.messages(),
+                                                           app.sampling)) as events:
                 async for event in events:
+                    app.generation = app.generation.apply(event, time.monotonic())
                     if isinstance(event, TextPiece):
-                        turn.content += event.text
-                        self._save(t="text", text=event.text)
-                        delta = widget.feed(event.text)
-                        now = time.monotonic()
-                        if delta:
-                            pending.append(delta)
-                            if now - last_render >= RENDER_INTERVAL:
-                                await render()
-                            elif timer is None:  # render it soon even if nothing more comes
-                                timer = self.set_timer(RENDER_INTERVAL - (now - last_render), render)
-                        if tokens == 0:
-                            first_at = now
-                        tokens += event.tokens
-                        if now > first_at:
-                            self.app.live_tokens_per_s = (tokens - 1) / (now - first_at)
-                    elif isinstance(event, PromptProgress):
-                        self.app.prompt_progress = (event.done, event.total, event.tokens_per_s)
-                    elif isinstance(event, PromptProcessed):
-                        self.app.prompt_progress = None
-                        self.app.live_prompt_tokens_per_s = event.tokens_per_s
+                        self.recorder.piece(turn, event.text)
+                        await stream.add(widget.feed(event.text))
                     elif isinstance(event, ChatDone):
                         turn.stats = event.stats
                         turn.partial = event.stats.stop_reason == "cancelled"
                         turn.note = "stopped" if turn.partial else ""
-                        self.app.last_stats = event.stats
-                        self.app.context_used = event.stats.context_used
                     elif isinstance(event, ChatFailed):
                         note, too_long = event.message, event.reason == "prompt_too_long"
                         stalled = event.reason == "stalled"
                     elif isinstance(event, EngineCrashed):
                         note = f"{event.describe()} The reply so far is kept."
         finally:
-            if timer is not None:
-                timer.stop()
-            await render()
-            await stream.stop()
-            self.app.live_tokens_per_s = 0.0
-            self.app.live_prompt_tokens_per_s = 0.0
-            self.app.prompt_progress = None
-        if note:
-            turn.partial, turn.note = True, note
-        if turn.content:
-            self._save(t="done", stats=stats_dict(turn.stats), partial=turn.partial, note=turn.note)
+            await stream.close()
+            app.generation = app.generation.ended()
+        kept = bool(turn.content)  # nothing came: no empty reply stays behind
+        self.recorder.finish_reply(turn, turn.stats, turn.partial or bool(note), note or turn.note)
+        self._saving_checked()
+        if kept:
             widget.show_stats(turn.stats, turn.partial, note)
-        else:  # nothing came: no empty reply stays behind
-            self.conversation.turns.remove(turn)
-            self._save(t="truncate", turns=len(self.conversation.turns))
+        else:
             await widget.remove()
             if note:
                 self.notify(note, severity="error", timeout=15)
@@ -290,11 +249,10 @@ class ChatScreen(Screen):
             "and send again? (Or reload with a longer context in the Tuner.)"), answered)
 
     async def _drop_and_resend(self) -> None:
-        if not self.conversation.drop_oldest_exchange():
+        if not self.recorder.drop_oldest():
             self.notify("Only one message is left and it alone does not fit: shorten it, or "
                         "reload with a longer context (F4).", severity="error", timeout=15)
             return
-        self._save(t="drop_oldest")
         await self.show_conversation()
         if self.conversation.turns and self.conversation.turns[-1].role == "user" and self._can_send():
             await self._start_reply()
@@ -312,8 +270,7 @@ class ChatScreen(Screen):
             return
         if not self._can_send():
             return
-        turns.pop()
-        self._save(t="truncate", turns=len(turns))
+        self.recorder.keep_turns(len(turns) - 1)
         await self.view.children[-1].remove()
         await self._start_reply()
 
@@ -329,8 +286,7 @@ class ChatScreen(Screen):
             return
         i = users[-1]
         text = turns[i].content
-        del turns[i:]
-        self._save(t="truncate", turns=i)
+        self.recorder.keep_turns(i)
         for widget in list(self.view.children)[i:]:
             await widget.remove()
         prompt = self.query_one(PromptInput)
@@ -341,18 +297,16 @@ class ChatScreen(Screen):
     async def action_drop_oldest(self) -> None:
         if self.replying:
             return
-        if not self.conversation.drop_oldest_exchange():
+        if not self.recorder.drop_oldest():
             self.notify("Nothing to drop: fewer than two exchanges.", severity="warning")
             return
-        self._save(t="drop_oldest")
         await self.show_conversation()
 
     async def action_new_chat(self) -> None:
         await self.action_stop()
-        self._close_log()
-        self.conversation = Conversation(system_prompt=self.app.system_prompt)
+        self._switch_to(Conversation(system_prompt=self.app.system_prompt))
         await self.show_conversation()
-        self.app.context_used = 0
+        self.app.generation = self.app.generation.context_reset()
 
     def action_conversations(self) -> None:
         async def chosen(conv_id: str | None) -> None:
@@ -369,12 +323,10 @@ class ChatScreen(Screen):
                             f"{'s' if conv.skipped_lines != 1 else ''} of this conversation's file "
                             "could not be read and were skipped; the rest is here.",
                             severity="warning", timeout=10)
-            self._close_log()
-            self.conversation = conv
-            self._log = self.app.conversation_store.start(conv)
-            self._meta_written = True  # the file has its meta line already
+            self._switch_to(conv, already_saved=True)  # the file has its meta line already
             await self.show_conversation()
-            self.app.context_used = 0  # the engine re-reads it with the next message
+            # the engine re-reads it with the next message
+            self.app.generation = self.app.generation.context_reset()
         self.app.push_screen(ConversationsScreen(self.app.conversation_store), chosen)
 
     def action_sampling(self) -> None:
@@ -384,9 +336,8 @@ class ChatScreen(Screen):
             sampling, system_prompt = result
             self.app.sampling = sampling
             if system_prompt != self.conversation.system_prompt:
-                self.conversation.system_prompt = self.app.system_prompt = system_prompt
-                if self._meta_written:
-                    self._save(t="system", system_prompt=system_prompt)
+                self.app.system_prompt = system_prompt
+                self.recorder.set_system_prompt(system_prompt)
             self._show_sampling()
         self.app.push_screen(SamplingScreen(self.app.sampling, self.conversation.system_prompt),
                              chosen)

@@ -6,12 +6,13 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Label, Sparkline, Static
 
+from tui.chat.generation import GenerationStatus
 from tui.engine.status import EngineStatus
 from tui.monitor.sample import Sample
 from tui.screens.status_binding import follow_app_status
+from tui.screens.typed import VramdeckScreen
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.host_card import HostCard
 from tui.widgets.model_card import ModelCard
@@ -21,7 +22,7 @@ WIDE = 140
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
-class MonitorScreen(Screen):
+class MonitorScreen(VramdeckScreen):
     BINDINGS = [
         Binding("plus,equals_sign", "refresh_interval(1)", "Slower refresh", id="monitor.slower"),
         Binding("minus", "refresh_interval(-1)", "Faster refresh", id="monitor.faster"),
@@ -52,11 +53,11 @@ class MonitorScreen(Screen):
         self.watch(self.app, "engine_status", self._status_changed)
         card = self.query_one(ModelCard)
 
-        def copy_to_card(name: str):
-            return lambda value: setattr(card, name, value)  # one parameter: the new value
+        def generation_changed(g: GenerationStatus) -> None:
+            card.context_used, card.last_stats = g.context_used, g.last_stats
+            card.live_tokens_per_s, card.live_prompt_tokens_per_s = g.tokens_per_s, g.prompt_tokens_per_s
 
-        for name in ("context_used", "last_stats", "live_tokens_per_s", "live_prompt_tokens_per_s"):
-            self.watch(self.app, name, copy_to_card(name))
+        self.watch(self.app, "generation", generation_changed)
 
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width >= WIDE, "wide")
@@ -91,7 +92,7 @@ class MonitorScreen(Screen):
             panels = [GpuPanel() for _ in sample.gpus]
             await box.mount_all(panels)
         history = self.app.history
-        for panel, gpu in zip(panels, sample.gpus):
+        for panel, gpu in zip(panels, sample.gpus, strict=False):
             panel.gpu = gpu
             panel.vram_history = list(history.vram_fraction.get(gpu.index, ()))
             panel.util_history = list(history.gpu_util.get(gpu.index, ()))

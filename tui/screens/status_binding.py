@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.screen import Screen
 
+from tui.chat.generation import GenerationStatus
 from tui.widgets.status_bar import StatusBar
 
 
@@ -11,5 +12,9 @@ def follow_app_status(screen: Screen) -> None:
     bar = screen.query_one(StatusBar)
     screen.watch(screen.app, "engine_status", lambda value: setattr(bar, "status", value))
     screen.watch(screen.app, "warning", lambda value: setattr(bar, "warning", value))
-    screen.watch(screen.app, "context_used", lambda value: setattr(bar, "context_used", value))
-    screen.watch(screen.app, "prompt_progress", lambda value: setattr(bar, "prompt_progress", value))
+
+    def generation_changed(generation: GenerationStatus) -> None:
+        bar.context_used = generation.context_used  # reactives: unchanged values draw nothing
+        bar.prompt_progress = generation.prompt_progress
+
+    screen.watch(screen.app, "generation", generation_changed)

@@ -7,16 +7,18 @@ Messages take focus (Tab / Shift+Tab from the composer) so a key can act on one:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Collapsible, Markdown, Static
 
-from tui.safe_text import terminal_safe
 from tui.chat.think import split_think
 from tui.engine.protocol import ChatStats
+from tui.safe_text import terminal_safe
 
 
 def stats_line(stats: ChatStats, partial: bool) -> str:
@@ -39,17 +41,20 @@ class MessageAction(Message):
     text: str
 
 
-MESSAGE_KEYS = [Binding("c", "act('copy')", "Copy"), Binding("w", "act('save_code')", "Save code")]
+MESSAGE_KEYS: list[BindingType] = [Binding("c", "act('copy')", "Copy", id="message.copy"),
+                                   Binding("w", "act('save_code')", "Save code", id="message.save-code")]
 
 
 class _Focusable:
+    """Mixed into the message widgets (not a widget itself, so it adds no CSS type)."""
+
     can_focus = True
 
     def text_for_copy(self) -> str:
         raise NotImplementedError
 
     def action_act(self, action: str) -> None:
-        self.post_message(MessageAction(action, self.text_for_copy()))
+        cast(Widget, self).post_message(MessageAction(action, self.text_for_copy()))
 
 
 class UserMessage(_Focusable, Static):
