@@ -9,20 +9,21 @@ import json
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tests.fakes import FACTS, STATS, ScriptedEngine
-from tui.models.synthetic import LLAMA3_8B, LLAMA31_70B, write_sparse_llama
 from tui.app import VramdeckApp
+from tui.chat.store import ConversationStore
 from tui.engine.errors import describe_failure
 from tui.engine.protocol import FailureKind, LoadFailed
 from tui.engine.settings import LoadSettings
 from tui.models.discovery import Location
+from tui.models.synthetic import LLAMA3_8B, LLAMA31_70B, write_sparse_llama
 from tui.monitor.fake import FakeGpu, FakeNvml, FakeSampler
 from tui.profiles.store import ProfileStore
-from tui.chat.store import ConversationStore
 
 GiB = 1024**3
 SETTINGS = LoadSettings(model_path=FACTS.path, n_ctx=8192)
@@ -118,8 +119,7 @@ async def open_monitor_with_history(pilot) -> None:
         for series in app.history.gpu_util.values():
             series[-1] = 20 + 70 * wave
         app.history.cpu[-1] = 10 + 30 * wave
-    app.last_stats = STATS
-    app.context_used = STATS.context_used
+    app.generation = replace(app.generation, last_stats=STATS, context_used=STATS.context_used)
     await pilot.press("f3")
     app.sample = sample  # redraw with the history
     await settle(pilot)
@@ -315,7 +315,7 @@ def test_chat_context_overflow_warning(snap_compare):
         await settle(pilot)
         await pilot.press(*"Write a Python function that adds two numbers.", "enter")
         await settle(pilot)
-        pilot.app.context_used = 7600
+        pilot.app.generation = replace(pilot.app.generation, context_used=7600)
         await pilot.pause(0.2)
 
     assert snap_compare(app_with(), terminal_size=(80, 24), run_before=run_before)

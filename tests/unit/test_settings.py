@@ -3,7 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tui.engine.settings import LoadSettings, SamplingSettings, SettingsError
-from tui.engine.settings_steps import FIELDS, step
+from tui.widgets.settings_steps import FIELDS, step
 
 
 def test_defaults_are_valid_and_round_trip():

@@ -8,13 +8,13 @@ import json
 import statistics
 import sys
 
+from tui.charts import depth_lines
 from tui.engine.client import EngineClient
 from tui.engine.protocol import Loaded
 from tui.engine.settings import MAX_CTX, LoadSettings
 from tui.engine.status import cpu_only_warning
 from tui.fit.overhead import remember_from_load
 from tui.monitor.nvml import NvmlSource
-from tui.charts import depth_lines
 from tui.units import format_bytes
 
 
@@ -49,7 +49,7 @@ async def run_bench(settings: LoadSettings, n_prompt: int, n_gen: int, repetitio
             "tg_by_depth": [{"depth": d, "tg_tokens_per_s": tg} for d, tg in depth_tg],
         }
     finally:
-        await client.close()
+        await client.stop()
 
 
 def print_table(report: dict) -> None:

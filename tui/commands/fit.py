@@ -10,6 +10,7 @@ from dataclasses import asdict
 import psutil
 
 from tui.engine.settings import KV_TYPES, LoadSettings
+from tui.fit.budget import FIT_MARGIN_BYTES, MemoryBudget, host_budget
 from tui.fit.calibration import calibrate, start_calibration
 from tui.fit.estimate import MemoryEstimate, rule_of_thumb
 from tui.fit.overhead import OverheadStore
@@ -29,23 +30,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv", default="f16", choices=KV_TYPES)
     p.add_argument("--flash-attn", choices=("auto", "on", "off"), default="on")
     p.add_argument("--n-ubatch", type=int, default=512)
-    p.add_argument("--margin", default="256MiB", help="VRAM to leave free on each GPU (default 256MiB)")
+    p.add_argument("--margin", default=MARGIN_ARG, help=f"VRAM to leave free on each GPU (default {MARGIN_ARG})")
     p.add_argument("--formula", action="store_true", help="skip llama.cpp's dry run (faster, rougher)")
     p.add_argument("--json", action="store_true")
 
 
-def budgets(arg: str | None) -> tuple[tuple[int, ...], list[str], str]:
-    """(budget per GPU, GPU names, where the budget came from)."""
+MARGIN_ARG = f"{FIT_MARGIN_BYTES // 2**20}MiB"
+
+
+def memory_budget(vram: str | None, margin: str, command: str) -> MemoryBudget:
+    """The budget from the command line: --vram sizes (else the free VRAM NVML reports), the
+    GPU overheads measured on this machine, the host RAM available now. ValueError for a bad size;
+    SystemExit naming `command` when there is no GPU and no --vram."""
     gpus, status = NvmlSource().read(memory_only=True)
     names = [g.name for g in gpus]
-    if arg:
-        sizes = tuple(parse_size(x) for x in arg.split(","))
+    if vram:
+        sizes: tuple[int | None, ...] = tuple(parse_size(x) for x in vram.split(","))
         names = (names + [names[-1] if names else "GPU"] * len(sizes))[:len(sizes)]
-        return sizes, names, "given with --vram"
-    if not gpus:
-        raise SystemExit(f"vramdeck fit: {status or 'no NVIDIA GPU found'}; give a budget with "
-                         f"--vram 24GiB to plan for one")
-    return tuple(g.memory_free_bytes or 0 for g in gpus), names, "free VRAM now (NVML)"
+        source = "given with --vram"
+    elif gpus:
+        sizes, source = tuple(g.memory_free_bytes or 0 for g in gpus), "free VRAM now (NVML)"
+    else:
+        raise SystemExit(f"vramdeck {command}: {status or 'no NVIDIA GPU found'}; give a budget "
+                         f"with --vram 24GiB to plan for one")
+    return MemoryBudget(gpus=sizes, overheads=OverheadStore().for_gpus(names),
+                        host=host_budget(psutil.virtual_memory().available),
+                        margin=parse_size(margin), names=tuple(names), source=source)
 
 
 def table(e: MemoryEstimate) -> list[str]:
@@ -64,7 +74,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"vramdeck fit: {exc}", file=sys.stderr)
         return 1
     try:
-        margin = parse_size(args.margin)
         settings = LoadSettings(model_path=args.model, n_ctx=args.ctx, type_k=args.kv,
                                 type_v=args.kv, flash_attn=args.flash_attn, n_ubatch=args.n_ubatch,
                                 n_batch=max(2048, args.n_ubatch)).validated()
@@ -74,12 +83,12 @@ def main(args: argparse.Namespace) -> int:
     # llama.cpp's dry runs start now, in their own process; NVML and the host are read meanwhile.
     pending = start_calibration(info, settings, use_dry_run=not args.formula)
     try:
-        gpu_budgets, names, budget_source = budgets(args.vram)
+        budget = memory_budget(args.vram, args.margin, "fit")
     except ValueError as exc:
         print(f"vramdeck fit: {exc}", file=sys.stderr)
         return 2
-    overheads = OverheadStore().for_gpus(names)
-    host_budget = psutil.virtual_memory().available
+    gpu_budgets, overheads, margin, host_budget = budget.gpus, budget.overheads, budget.margin, budget.host
+    budget_source = budget.source
     calibration = pending()
     result = fit_layers(info, settings, calibration, gpu_budgets, overheads, margin, host_budget)
     if args.max_ctx and result.gpu_fits:

@@ -29,10 +29,11 @@ def main(args: argparse.Namespace) -> int:
             "skipped": result.skipped}, indent=2))
         return 0
     if not result.models:
-        print("No GGUF models found. Searched: " + ", ".join(str(loc.path) for loc in default_locations(args.models_dir)))
+        searched = ", ".join(str(loc.path) for loc in default_locations(args.models_dir))
+        print(f"No GGUF models found. Searched: {searched}")
     for m in result.models:
-        if m.ok:
-            i = m.info
+        i = m.info
+        if m.ok and i is not None:
             print(f"{m.name:<48} {i.quant:<8} {format_bytes(m.size_bytes):>10}  {i.n_layer:>3} layers  "
                   f"{m.source}")
         else:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tui.config import load_settings, settings_path
 from tui.engine.client import EngineClient
 from tui.engine.settings import LoadSettings
 from tui.fit.overhead import OverheadStore
 from tui.models.demo import DEMO_MISSING, find_demo_model
-from tui.monitor.sampler import Sampler
-from tui.config import load_settings, settings_path
 from tui.models.discovery import default_locations
+from tui.monitor.sampler import Sampler
 from tui.profiles.schema import ProfileError
 from tui.profiles.store import ProfileStore
 

@@ -10,14 +10,10 @@ import signal
 import sys
 from pathlib import Path
 
-import psutil
-
 from tui.charts import bar
-from tui.commands.fit import budgets
-from tui.engine.settings import LoadSettings
-from tui.engine.settings_steps import compact
+from tui.commands.fit import MARGIN_ARG, memory_budget
+from tui.engine.settings import LoadSettings, compact
 from tui.fit.calibration import calibrate
-from tui.fit.overhead import OverheadStore
 from tui.models.gguf_info import GgufError
 from tui.models.model_info import load_model_info
 from tui.profiles.portable import measured_results
@@ -25,7 +21,7 @@ from tui.profiles.schema import Profile
 from tui.profiles.store import ProfileStore
 from tui.tune.run import Measurement, TuneReport, run_tune
 from tui.tune.space import thread_choices, tune_candidates, with_threads
-from tui.units import format_bytes, parse_size
+from tui.units import format_bytes
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-budget", default="5m", help="stop after this long: 90s, 5m, 1h")
     p.add_argument("--objective", choices=("tg", "pp"), default="tg",
                    help="maximise generation (tg) or prompt (pp) tokens per second")
-    p.add_argument("--margin", default="256MiB", help="VRAM left free on each GPU")
+    p.add_argument("--margin", default=MARGIN_ARG, help="VRAM left free on each GPU")
     p.add_argument("--no-quality", action="store_true", help="skip the perplexity of each file")
     p.add_argument("--formula", action="store_true", help="prune with the formula, no dry runs")
     p.add_argument("--save", metavar="NAME", help="save the best as a profile with its figures")
@@ -59,7 +55,7 @@ def bars(report: TuneReport, objective: str) -> list[str]:
     speed = {p: (m.tg_tokens_per_s if objective == "tg" else m.pp_tokens_per_s) for p, m in best.items()}
     top = max(speed.values()) or 1
     lines = [f"  {'file':34} {objective + ' tok/s':>30}   perplexity"]
-    for path, m in sorted(best.items(), key=lambda kv: -speed[kv[0]]):
+    for path, _ in sorted(best.items(), key=lambda kv: -speed[kv[0]]):
         cells = bar(speed[path], top, 20)
         ppl = report.perplexity.get(path)
         lines.append(f"  {Path(path).name[:34]:34} {cells:<20}{speed[path]:>9.1f}   "
@@ -83,13 +79,12 @@ def main(args: argparse.Namespace) -> int:
     try:
         infos = [load_model_info(m) for m in args.models]
         time_budget = parse_duration(args.time_budget)
-        margin = parse_size(args.margin)
-        gpu_budgets, names, source = budgets(args.vram)
+        budget = memory_budget(args.vram, args.margin, "tune")
     except (GgufError, ValueError) as exc:
         print(f"vramdeck tune: {exc}", file=sys.stderr)
         return 2
-    overheads = OverheadStore().for_gpus(names)
-    host = psutil.virtual_memory().available
+    gpu_budgets, overheads, margin, host = budget.gpus, budget.overheads, budget.margin, budget.host
+    source = budget.source
     base = LoadSettings(model_path=infos[0].path, n_ctx=args.min_ctx)
     use_dry_run = not args.formula
     candidates, pruned = tune_candidates(
@@ -112,7 +107,8 @@ def main(args: argparse.Namespace) -> int:
     def progress(what: str, m: Measurement | None, report: TuneReport) -> None:
         if what == "measured" and m is not None:
             best = report.ranked(args.objective)
-            lead = f"   best so far: {best[0].tg_tokens_per_s if args.objective == 'tg' else best[0].pp_tokens_per_s:.1f} tok/s" if best else ""
+            speed = (best[0].tg_tokens_per_s if args.objective == "tg" else best[0].pp_tokens_per_s) if best else 0
+            lead = f"   best so far: {speed:.1f} tok/s" if best else ""
             say(f"[{report.loads}] {row(m).strip()}{lead}")
         elif what != "measured":
             say(f"    {what} …")
@@ -130,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
     if args.save and ranked:
         best = ranked[0]
         profile = Profile(name=args.save, load=best.candidate.settings, notes="found by vramdeck tune")
-        profile.results = measured_results({"gpus": names}, best.vram_bytes_per_gpu,
+        profile.results = measured_results({"gpus": list(budget.names)}, best.vram_bytes_per_gpu,
                                            best.load_seconds, best.pp_tokens_per_s,
                                            best.tg_tokens_per_s)
         path = ProfileStore().save(profile, overwrite=True)

@@ -184,3 +184,14 @@ class SamplingSettings:
         if "stop" in kwargs:
             kwargs["stop"] = tuple(kwargs["stop"] or ())
         return cls(**kwargs)
+
+
+def compact(s: LoadSettings, n_layer: int | None = None) -> str:
+    """The settings that matter most for memory and speed, in a few characters (table cells,
+    messages): `40/81 8k f16 fa-auto ub512`."""
+    kv = s.type_k if s.type_k == s.type_v else f"{s.type_k}/{s.type_v}"
+    ctx = f"{s.n_ctx // 1024}k" if s.n_ctx % 1024 == 0 else f"{s.n_ctx}"
+    split = f" ts {':'.join(f'{x:g}' for x in s.tensor_split)}" if s.tensor_split else ""
+    total = f"/{n_layer + 1}" if n_layer else ""
+    layers = f"all{total}" if s.n_gpu_layers == ALL_LAYERS else f"{s.n_gpu_layers}{total}"
+    return f"{layers} {ctx} {kv} fa-{s.flash_attn} ub{s.n_ubatch}{split}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tui.engine.settings import LoadSettings
+from tui.fit.budget import FIT_MARGIN_BYTES
 from tui.fit.estimate import formula_calibration
 from tui.fit.search import fit_layers
 from tui.models.model_info import ModelInfo
@@ -20,7 +21,7 @@ class FitBadge:
 
 def fit_badge(info: ModelInfo, settings: LoadSettings, gpu_budgets: tuple[int | None, ...],
               gpu_overheads: tuple[int, ...], host_budget: int | None,
-              margin: int = 256 * 1024**2) -> FitBadge:
+              margin: int = FIT_MARGIN_BYTES) -> FitBadge:
     """The most layers of `info` that fit with `settings`' context, KV type and batch sizes.
 
     Uses the formula (arithmetic only, no dry run) so a list of many models stays instant."""

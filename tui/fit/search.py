@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tui.engine.settings import ALL_LAYERS, LoadSettings
-from tui.fit.estimate import (Calibration, MemoryEstimate, estimate, formula_calibration,
-                              padded_ctx)
+from tui.fit.estimate import Calibration, MemoryEstimate, estimate, formula_calibration, padded_ctx
 from tui.models.model_info import ModelInfo
 
 
@@ -45,7 +44,7 @@ def fit_layers(info: ModelInfo, s: LoadSettings, calibration: Calibration,
             chosen, chosen_est = n, e
             break
     gpu_fits = chosen is not None
-    if chosen is None:
+    if chosen is None or chosen_est is None:
         chosen, chosen_est = 0, est(0)
     nxt = est(chosen + 1) if chosen < top else None
     ngl = ALL_LAYERS if chosen == top else chosen

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tui.files import read_regular_text, write_atomically
 from tui.models.gguf_info import GgufError, check_model_file
-from tui.models.model_info import ModelInfo, model_info_from_headers
+from tui.models.model_info import ModelInfo, model_info_from_headers, split_parts
 
 SPLIT = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"
@@ -55,7 +56,7 @@ class ScanResult:
     """Headers actually read this scan (the rest came from the cache)."""
 
 
-def default_locations(model_dirs: list[str | Path] | None = None) -> list[Location]:
+def default_locations(model_dirs: Sequence[str | Path] | None = None) -> list[Location]:
     home = Path.home()
     env = os.environ
     hf_home = Path(env.get("HF_HOME", home / ".cache" / "huggingface"))
@@ -251,15 +252,22 @@ def _describe(parts: tuple[Path, ...], name: str, source: str, cache: HeaderCach
                            info=info, error=entry.get("error"))
 
 
-def scan(locations: list[Location], cache: HeaderCache | None = None) -> ScanResult:
+def scan(locations: list[Location], cache: HeaderCache | None = None,
+         known: Sequence[tuple[str | Path, str]] = ()) -> ScanResult:
+    """Every model in `locations`, then each `known` (path, source) file not found there: the
+    model loaded now, the built-in demo model, so a new user's list is never empty while a
+    model is running."""
     cache = cache or HeaderCache()
     result = ScanResult()
     seen_files: set[str] = set()
+    locations = list(locations) + [Location(Path(p), source) for p, source in known]
     for location in locations:
         if not location.path.exists():
             continue
         if location.source == "ollama":
             found = [(name, parts) for name, parts in _ollama_models(location.path, result.skipped)]
+        elif location.path.is_file():  # a known file, not a folder
+            found = [(location.path.name, tuple(split_parts(location.path)))]
         else:
             found = [(_display_name(parts, location), parts)
                      for parts in _group_splits(list(_walk(location.path, result.skipped)))]

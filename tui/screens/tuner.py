@@ -9,47 +9,41 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, OptionList, ProgressBar, Static
 
 from tui.charts import depth_lines
 from tui.engine.client import EngineError
+from tui.engine.errors import load_report
 from tui.engine.settings import ALL_LAYERS, KV_TYPES, LoadSettings
-from tui.engine.settings_steps import fields_for, step
 from tui.engine.status import EngineStatus, Phase
 from tui.fit.badge import fit_badge
+from tui.fit.budget import FIT_MARGIN_BYTES, MemoryBudget
 from tui.fit.calibration import calibrate
-from tui.fit.checks import Check, preload_checks, this_machine
-from tui.fit.speed import bytes_per_token, fitted
-from tui.fit.estimate import layer_devices
-from tui.widgets.layer_map import LayerMap
-from tui.fit.estimate import Calibration, MemoryEstimate, estimate, formula_calibration
+from tui.fit.checks import this_machine
 from tui.fit.overhead import DEFAULT_GPU_OVERHEAD
+from tui.fit.planner import Plan, Planner, context_key
 from tui.fit.search import fit_layers
+from tui.models.demo import find_demo_model
 from tui.models.discovery import DiscoveredModel, default_locations, scan
 from tui.models.gguf_info import GgufError
 from tui.models.model_info import ModelInfo, load_model_info
 from tui.profiles.tried import TriedConfig
+from tui.safe_text import terminal_safe
 from tui.screens.open_model import OpenModelScreen
 from tui.screens.profiles import ProfilesScreen
 from tui.screens.status_binding import follow_app_status
 from tui.screens.tried import TriedScreen
 from tui.screens.tune import TuneScreen
-from tui.safe_text import terminal_safe
+from tui.screens.typed import VramdeckScreen
 from tui.units import format_bytes, format_params
+from tui.widgets.layer_map import LayerMap
 from tui.widgets.memory_bars import MemoryBars
 from tui.widgets.model_list import ModelEntry, ModelList
+from tui.widgets.settings_steps import fields_for, step
 from tui.widgets.settings_table import SettingsTable
 from tui.widgets.status_bar import StatusBar
 
-FIT_MARGIN = 256 * 1024**2
 """VRAM `f` leaves free on each GPU (the same default as `vramdeck fit`)."""
-
-
-def context_key(s: LoadSettings) -> tuple:
-    """The settings a calibration depends on (everything but the layer placement)."""
-    return (s.model_path, s.n_ctx, s.n_batch, s.n_ubatch, s.type_k, s.type_v, s.flash_attn,
-            s.offload_kqv)
 
 
 def short_reason(error: str | None) -> str:
@@ -73,7 +67,7 @@ def measured_vs_predicted(measured: tuple[int, ...], predicted: tuple[int, ...])
     return ", ".join(parts)
 
 
-class TunerScreen(Screen):
+class TunerScreen(VramdeckScreen):
     BINDINGS = [
         Binding("up", "select(-1)", "Previous setting", show=False, id="tuner.prev"),
         Binding("down", "select(1)", "Next setting", show=False, id="tuner.next"),
@@ -106,8 +100,9 @@ class TunerScreen(Screen):
         super().__init__()
         self.draft: LoadSettings | None = None
         self.info: ModelInfo | None = None
-        self.calibration: Calibration | None = None
-        self.calibrated_for: tuple | None = None
+        self.planner = Planner(lambda info, s: calibrate(info, s, use_dry_run=self.app.use_dry_run))
+        self.plan: Plan | None = None
+        """What the Tuner shows for the draft: estimate, checks, layer map and speed."""
         self.models: list[DiscoveredModel] = []
         self._badges_for: tuple | None = None
 
@@ -130,7 +125,7 @@ class TunerScreen(Screen):
     def on_mount(self) -> None:
         self.watch(self.app, "engine_status", self._status_changed)
         self.watch(self.app, "current_settings", self._settings_changed, init=False)
-        self.watch(self.app, "load_report", self._show_result, init=False)
+        self.watch(self.app, "load_outcome", self._show_result, init=False)
         self.watch(self.app, "sample", self._sample_changed)
         follow_app_status(self)
         self.query_one("#load-progress").display = False
@@ -156,13 +151,13 @@ class TunerScreen(Screen):
         self.query_one(SettingsTable).settings = settings
         if path_changed:
             self.info = None
-            self.calibration = self.calibrated_for = None
+            self.plan = None
             self.query_one("#model-path", Static).update(terminal_safe(settings.model_path))
             self.read_model(settings.model_path)
-        elif self.calibration is not None and self.calibrated_for == context_key(settings):
-            self.show_estimate(precise=True)  # only layers changed: arithmetic, no new dry run
+        elif self.planner.calibrated(settings):
+            self.show_plan()  # only layers changed: arithmetic, no new dry run
         else:
-            self.show_estimate(precise=False)
+            self.show_plan()
             self.refine_estimate(settings)
         if path_changed or context_changed:
             self.update_badges()
@@ -209,7 +204,7 @@ class TunerScreen(Screen):
         self.query_one("#model-path", Static).update(terminal_safe(
             f"{info.architecture}, {info.n_layer} blocks, {format_bytes(info.tensor_bytes)}: "
             f"{info.path}"))
-        self.show_estimate(precise=False)
+        self.show_plan()
         self.refine_estimate(self.draft)
 
     def _header_failed(self, message: str) -> None:
@@ -222,8 +217,16 @@ class TunerScreen(Screen):
 
     @work(thread=True, exclusive=True, group="discover")
     def discover_models(self) -> None:
+        """The models on this machine, the one loaded now among them (wherever it lives), and the
+        built-in demo model when nothing else is found: a new user's list is never empty."""
         locations = self.app.model_locations
-        result = scan(locations if locations is not None else default_locations())
+        current = self.app.current_settings
+        known = [(current.model_path, "loaded")] if current else []
+        result = scan(locations if locations is not None else default_locations(), known=known)
+        demo = find_demo_model()
+        if demo is not None and not any(m.ok for m in result.models):
+            result = scan(locations if locations is not None else default_locations(),
+                          known=[*known, (demo, "demo")])
         self.app.call_from_thread(self._discovered, result.models)
 
     def _discovered(self, models: list[DiscoveredModel]) -> None:
@@ -238,11 +241,11 @@ class TunerScreen(Screen):
         self._badges_for = (context_key(base.with_changes(model_path="")), len(budgets))
         entries = []
         for m in self.models:
-            if not m.ok:
-                entries.append(ModelEntry(m.path, m.name, short_reason(m.error), "✗", "broken",
+            info = m.info
+            if not m.ok or info is None:
+                entries.append(ModelEntry(m.path, m.name, short_reason(m.error or ""), "✗", "broken",
                                           usable=False))
                 continue
-            info = m.info
             badge = fit_badge(info, base, budgets, overheads, host)
             detail = f"{info.quant} {format_bytes(m.size_bytes, 0)}"
             entries.append(ModelEntry(m.path, m.name, detail, badge.text, badge.kind))
@@ -256,21 +259,18 @@ class TunerScreen(Screen):
         if model is None or not self.query_one(ModelList).has_focus:
             return
         line = self.query_one("#model-path", Static)
-        if model.ok:
-            i = model.info
+        i = model.info
+        if model.ok and i is not None:
             line.update(terminal_safe(
                 f"{i.architecture}, {format_params(i.n_params)} params, {i.n_layer} blocks, "
                 f"{i.quant}, {format_bytes(model.size_bytes)} ({model.source}): {model.path}"))
         else:
             line.update(terminal_safe(f"✗ {model.error}"))
 
-    @on(OptionList.OptionSelected, "#models")
-    def model_chosen(self, event: OptionList.OptionSelected) -> None:
-        path = event.option.id
-        if path:
-            base = self.draft or LoadSettings(model_path=path)
-            self.set_draft(base.with_changes(model_path=path))
-            self.query_one(SettingsTable).focus()
+    def on_model_list_chosen(self, event: ModelList.Chosen) -> None:
+        base = self.draft or LoadSettings(model_path=event.path)
+        self.set_draft(base.with_changes(model_path=event.path))
+        self.query_one(SettingsTable).focus()
 
     def action_focus_models(self) -> None:
         self.query_one(ModelList).focus()
@@ -281,66 +281,42 @@ class TunerScreen(Screen):
 
     # ------------------------------------------------------------------ estimate
 
-    def _budgets(self) -> tuple[tuple[int | None, ...], tuple[int, ...], int | None]:
-        """VRAM this engine may use on each GPU (total minus what other processes hold)."""
-        sample = self.app.sample
-        if sample is None or not sample.gpus:
-            return (), (), sample.host.ram_total_bytes if sample else None
-        budgets = []
-        for g in sample.gpus:
-            others = (g.memory_used_bytes or 0) - (g.engine_bytes() or 0)
-            budgets.append((g.memory_total_bytes - others) if g.memory_total_bytes else None)
-        names = [g.name for g in sample.gpus]
-        store = self.app.overhead_store
-        overheads = store.for_gpus(names) if store else tuple(DEFAULT_GPU_OVERHEAD for _ in names)
-        return tuple(budgets), overheads, sample.host.ram_total_bytes
+    def _budget(self) -> MemoryBudget:
+        """What this engine may use: GPUs less what other processes hold, host RAM, margin."""
+        store = self.app.loads.overhead_store
+        return MemoryBudget.from_sample(
+            self.app.sample, store.for_gpus if store else
+            (lambda names: tuple(DEFAULT_GPU_OVERHEAD for _ in names)))
 
-    def _calibration(self) -> Calibration | None:
+    def _budgets(self) -> tuple[tuple[int | None, ...], tuple[int, ...], int | None]:
+        b = self._budget()
+        return b.gpus, b.overheads, b.host
+
+    def _plan(self) -> Plan | None:
+        """The plan of the draft as it is now (made again if the draft or the machine changed)."""
         if self.info is None or self.draft is None:
             return None
-        if self.calibration is not None and self.calibrated_for == context_key(self.draft):
-            return self.calibration
-        return formula_calibration(self.info, self.draft)
-
-    def _checks(self) -> list[Check]:
-        if self.info is None or self.draft is None:
-            return []
+        budget = self._budget()
         machine = this_machine(self._n_gpus(), self.app.engine_status.gpu_offload)
-        return preload_checks(self.info, self.draft, machine)
+        return self.planner.plan(self.info, self.draft, budget, machine, self.app.loads.tried)
 
-    def show_checks(self) -> None:
-        checks = self._checks()
+    def show_plan(self) -> None:
+        """Every widget its part of the draft's plan: checks, memory bars, layer map."""
+        self.plan = plan = self._plan()
+        checks = plan.checks if plan else ()
         widget = self.query_one("#checks", Static)
         widget.display = bool(checks)
         widget.update(terminal_safe("\n".join(("✗ " if c.level == "error" else "⚠ ") + c.message
                                                for c in checks), multiline=True))
         widget.set_class(any(c.level == "error" for c in checks), "error")
-
-    def show_estimate(self, precise: bool) -> None:
-        self.show_checks()
-        calibration = self._calibration()
-        if calibration is None:
+        if plan is None:
             return
-        budgets, overheads, host = self._budgets()
-        self.query_one(MemoryBars).estimate = estimate(self.info, self.draft, calibration, budgets,
-                                                       overheads, host_budget=host)
-        self.show_layer_map(len(budgets))
-
-    def show_layer_map(self, n_gpus: int) -> None:
-        """Where each block goes, and the speed the bandwidth model expects of it."""
-        info, draft = self.info, self.draft
+        self.query_one(MemoryBars).estimate = plan.estimate
         layer_map = self.query_one(LayerMap)
-        layer_map.devices = tuple(layer_devices(info.n_layer, draft.n_gpu_layers, n_gpus,
-                                                draft.tensor_split))
-        layer_map.experts_on_cpu = draft.n_cpu_moe if info.block_expert_bytes else 0
-        layer_map.side_bytes = bytes_per_token(info, draft, n_gpus)
-        rows = [r for r in self.app.tried if r.tg_tokens_per_s and r.settings.model_path == info.path]
-        model = fitted([(*bytes_per_token(info, r.settings, n_gpus), r.tg_tokens_per_s) for r in rows])
-        layer_map.predicted = model.predict(*layer_map.side_bytes)
-        layer_map.calibration = (f"fitted to {model.points} benchmark{'s' if model.points > 1 else ''}"
-                                 if model.points else "default bandwidths; b calibrates")
-        same = [r for r in rows if r.settings == draft]
-        layer_map.measured = same[-1].tg_tokens_per_s if same else None
+        lp = plan.layers
+        layer_map.devices, layer_map.experts_on_cpu = lp.devices, lp.experts_on_cpu
+        layer_map.side_bytes, layer_map.predicted = lp.side_bytes, lp.predicted_tg
+        layer_map.calibration, layer_map.measured = lp.calibration, lp.measured_tg
 
     @work(thread=True, exclusive=True, group="calibrate")
     def refine_estimate(self, settings: LoadSettings) -> None:
@@ -348,17 +324,13 @@ class TunerScreen(Screen):
         if info is None:
             return
         self.app.call_from_thread(setattr, self.query_one(MemoryBars), "refining", True)
-        calibration = calibrate(info, settings, use_dry_run=self.app.use_dry_run)
-        self.app.call_from_thread(self._refined, settings, calibration)
+        self.planner.calibrate(info, settings)
+        self.app.call_from_thread(self._refined, settings)
 
-    def _refined(self, settings: LoadSettings, calibration: Calibration) -> None:
+    def _refined(self, settings: LoadSettings) -> None:
         self.query_one(MemoryBars).refining = False
-        if self.draft is None or self.draft.model_path != settings.model_path:
-            return
-        self.calibration = calibration
-        self.calibrated_for = context_key(settings)
-        if context_key(self.draft) == self.calibrated_for:
-            self.show_estimate(precise=True)
+        if self.draft is not None and context_key(self.draft) == context_key(settings):
+            self.show_plan()
 
     # ------------------------------------------------------------------ load results
 
@@ -371,14 +343,13 @@ class TunerScreen(Screen):
     def _show_result(self, *_) -> None:
         status = self.app.engine_status
         result = self.query_one("#result", Static)
-        report = self.app.load_report
+        outcome = self.app.load_outcome
+        tried = self.app.loads.tried
+        report = load_report(outcome, tried[-1].n_layer if tried else None) if outcome else ""
         lines = []
         if status.phase is Phase.READY and status.facts and not report:
             f = status.facts
-            predicted = ()
-            last = self.app.last_prediction
-            if last is not None and last[0] == self.app.current_settings:
-                predicted = last[1]
+            predicted = self.app.loads.predicted_for(self.app.current_settings)
             vram = measured_vs_predicted(tuple(f.vram_bytes_per_gpu), predicted) or "n/a"
             lines.append(f"Loaded in {f.load_seconds:.2f} s: {f.layers_offloaded}/{f.layers_total} "
                          f"layers on GPU. VRAM measured {vram}; RSS {format_bytes(f.rss_bytes)}")
@@ -432,16 +403,16 @@ class TunerScreen(Screen):
             self.set_draft(step(self.draft, "n_ctx", direction, None))
 
     def action_fit(self) -> None:
-        """The most layers that fit every GPU's budget, with FIT_MARGIN to spare."""
-        calibration = self._calibration()
-        if calibration is None:
+        """The most layers that fit every GPU's budget, with FIT_MARGIN_BYTES to spare."""
+        if self.info is None or self.draft is None:
             self.notify("Open a model first.", severity="warning")
             return
+        calibration = self.planner.calibration(self.info, self.draft)
         budgets, overheads, host = self._budgets()
         if not budgets:
             self.notify("No NVIDIA GPU to fit: every layer runs on the CPU.", severity="warning")
             return
-        result = fit_layers(self.info, self.draft, calibration, budgets, overheads, FIT_MARGIN, host)
+        result = fit_layers(self.info, self.draft, calibration, budgets, overheads, FIT_MARGIN_BYTES, host)
         if not result.gpu_fits:
             self.notify("Not even 0 layers fit: the compute buffer and the CUDA context alone are "
                         "larger than the free VRAM. Shorten the context or lower n_ubatch.",
@@ -452,29 +423,30 @@ class TunerScreen(Screen):
         used = ", ".join(f"{g.name} {format_bytes(g.total)} of {format_bytes(g.budget or 0)}"
                          for g in e.gpus)
         self.notify(f"{e.n_gpu_layers} of {self.info.n_layer + 1} layers fit ({used}, "
-                    f"{format_bytes(FIT_MARGIN)} spare each).")
+                    f"{format_bytes(FIT_MARGIN_BYTES)} spare each).")
 
-    def _predicted(self) -> tuple[int, ...]:
-        e: MemoryEstimate | None = self.query_one(MemoryBars).estimate
-        if e is None or self.draft is None or e.n_gpu_layers is None:
-            return ()
-        return tuple(g.total for g in e.gpus)
+    def _current_plan(self) -> Plan | None:
+        if self.plan is not None and self.plan.settings == self.draft:
+            return self.plan
+        return self._plan()
 
     def action_apply(self) -> None:
         if self.draft is None:
             self.notify("Pick a model first (m, or o for a path).", severity="warning")
             return
-        errors = [c.message for c in self._checks() if c.level == "error"]
+        plan = self._current_plan()
+        errors = [c.message for c in plan.checks if c.level == "error"] if plan else []
         if errors:  # llama.cpp would refuse: say why now instead of after a failed load
             self.notify("Not applied: " + " ".join(errors), severity="error", timeout=15)
             return
-        self.app.load_model(self.draft, self._predicted())
+        self.app.load_model(self.draft, plan.predicted_vram if plan else ())
 
     def action_undo(self) -> None:
-        if self.app.last_working is None:
+        last_working = self.app.loads.last_working
+        if last_working is None:
             self.notify("Nothing has loaded yet in this session.", severity="warning")
             return
-        self.set_draft(self.app.last_working)
+        self.set_draft(last_working)
 
     def action_open_model(self) -> None:
         def chosen(path: str | None) -> None:
@@ -498,8 +470,8 @@ class TunerScreen(Screen):
             return
         pp = sorted(bench.pp_tokens_per_s)[len(bench.pp_tokens_per_s) // 2]
         tg = sorted(bench.tg_tokens_per_s)[len(bench.tg_tokens_per_s) // 2]
-        self.app.record_bench(pp, tg)
-        self.show_estimate(precise=self.calibration is not None)  # the speed model learnt from it
+        self.app.loads.record_bench(self.app.current_settings, pp, tg)
+        self.show_plan()  # the speed model learnt from it
         result.update(f"pp{bench.n_prompt}: {pp:.1f} tok/s   tg{bench.n_gen}: {tg:.1f} tok/s   "
                       f"(median of {len(bench.tg_tokens_per_s)}; t lists every configuration tried)")
 
@@ -519,8 +491,7 @@ class TunerScreen(Screen):
         except EngineError as exc:
             result.update(f"Benchmark failed: {exc}")
             return
-        self.app.depth_results = list(bench.depth_tg)
-        result.update("tg against context depth:\n" + "\n".join(depth_lines(bench.depth_tg, 16)))
+        result.update("tg against context depth:\n" + "\n".join(depth_lines(list(bench.depth_tg), 16)))
 
     # ------------------------------------------------------------------ profiles
 
@@ -534,13 +505,13 @@ class TunerScreen(Screen):
         if settings is None:
             self.notify("Nothing to save yet: pick a model.", severity="warning")
             return
-        self.app.save_profile_asking(self._suggested_name(settings),
-                                     lambda name: self.app.profile_from(name, settings))
+        self.app.profiles.save_profile_asking(self._suggested_name(settings),
+                                     lambda name: self.app.profiles.profile_from(name, settings))
 
     def action_profiles(self) -> None:
         def chosen(name: str | None) -> None:
             if name:
-                self.app.open_profile(name)
+                self.app.profiles.open_profile(name)
         self.app.push_screen(ProfilesScreen(self.app.profile_store), chosen)
 
     def action_auto_tune(self) -> None:
@@ -549,7 +520,7 @@ class TunerScreen(Screen):
             self.notify("Pick a model first.", severity="warning")
             return
         budgets, overheads, host = self._budgets()
-        before = self.app.last_working
+        before = self.app.loads.last_working
 
         def chosen(settings: LoadSettings | None) -> None:
             target = settings or before
@@ -570,4 +541,4 @@ class TunerScreen(Screen):
                 self.app.load_model(row.settings, row.predicted_vram)
             else:
                 self.action_save_profile(row.settings)
-        self.app.push_screen(TriedScreen(self.app.tried), chosen)
+        self.app.push_screen(TriedScreen(self.app.loads.tried), chosen)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.content import Content
+from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
@@ -27,7 +28,16 @@ class ModelEntry:
 
 
 class ModelList(OptionList):
-    """Enter picks the highlighted model (OptionList.OptionSelected, its id is the path)."""
+    """Enter picks the highlighted model: ModelList.Chosen with its path."""
+
+    @dataclass
+    class Chosen(Message):
+        path: str
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id:
+            self.post_message(self.Chosen(event.option.id))
 
     DEFAULT_CSS = """
     ModelList { border: round $primary; height: 100%; }

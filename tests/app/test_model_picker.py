@@ -1,0 +1,47 @@
+"""The Tuner's model list: the loaded model and the demo model are always in it, and Enter on one
+posts ModelList.Chosen, which sets the Tuner's draft."""
+
+from __future__ import annotations
+
+from tests.conftest import until
+from tests.fakes import ScriptedEngine
+from tui.app import VramdeckApp
+from tui.engine.settings import LoadSettings
+from tui.models.discovery import Location
+from tui.monitor.fake import FakeNvml, FakeSampler
+from tui.widgets.model_list import ModelList
+
+
+def _app(tmp_path, settings):
+    empty = tmp_path / "models"
+    empty.mkdir()
+    return VramdeckApp(ScriptedEngine(), FakeSampler(FakeNvml(no_driver=True)), settings=settings,
+                       use_dry_run=False, model_locations=[Location(empty, "folder")])
+
+
+def _ids(models: ModelList) -> list[str]:
+    return [models.get_option_at_index(i).id or "" for i in range(models.option_count)]
+
+
+async def test_a_new_user_sees_the_demo_model_not_none_found(tmp_path, demo_model):
+    """Was: "none found" while the demo model itself was loaded."""
+    app = _app(tmp_path, None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f4")
+        await until(pilot, lambda: app.screen.query_one(ModelList).option_count > 0)
+        models = app.screen.query_one(ModelList)
+        assert _ids(models) == [str(demo_model)]
+        assert models.border_subtitle == "1 found"
+        models.focus()
+        models.highlighted = 0
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen.draft is not None)
+        assert app.screen.draft.model_path == str(demo_model)
+
+
+async def test_the_loaded_model_is_listed_wherever_it_lives(tmp_path, tiny_llama):
+    app = _app(tmp_path, LoadSettings(model_path=str(tiny_llama)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f4")
+        await until(pilot, lambda: app.screen.query_one(ModelList).option_count > 0)
+        assert _ids(app.screen.query_one(ModelList)) == [str(tiny_llama)]

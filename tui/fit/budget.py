@@ -1,0 +1,56 @@
+"""What memory a load may use: VRAM per GPU, the CUDA overhead each GPU adds, host RAM, a margin.
+
+One rule for every front end (the Tuner, its auto-tune, `fit`, `tune`): a GPU's budget is its
+memory less what other processes hold (or the size given with --vram); the host's is the RAM
+available now plus what the engine itself holds, since a reload gives that back first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tui.monitor.sample import Sample
+
+FIT_MARGIN_BYTES = 256 * 1024**2
+"""Left free on each GPU when fitting layers: allocator slack and a desktop's small growth."""
+
+
+def host_budget(available_bytes: int | None, engine_rss_bytes: int | None = None) -> int | None:
+    if available_bytes is None:
+        return None
+    return available_bytes + (engine_rss_bytes or 0)
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    gpus: tuple[int | None, ...] = ()
+    """Bytes this engine may use on each GPU (None where the GPU cannot say)."""
+    overheads: tuple[int, ...] = ()
+    """The CUDA context and workspaces each GPU adds beyond llama.cpp's buffers."""
+    host: int | None = None
+    margin: int = FIT_MARGIN_BYTES
+    names: tuple[str, ...] = ()
+    """The GPUs' names, as NVML gives them (what overheads and profiles are keyed by)."""
+    source: str = ""
+    """Where the GPU budgets came from, in words ("free VRAM now (NVML)", "given with --vram")."""
+
+    @classmethod
+    def from_sample(cls, sample: Sample | None,
+                    overheads_for: Callable[[list[str]], tuple[int, ...]]) -> "MemoryBudget":
+        """From a sampler reading: each GPU's memory less what other processes hold on it."""
+        if sample is None:
+            return cls()
+        h = sample.host
+        available = (h.ram_total_bytes - h.ram_used_bytes
+                     if h.ram_total_bytes is not None and h.ram_used_bytes is not None else None)
+        host = host_budget(available, h.engine_rss_bytes)
+        if not sample.gpus:
+            return cls(host=host)
+        gpus = []
+        for g in sample.gpus:
+            others = (g.memory_used_bytes or 0) - (g.engine_bytes() or 0)
+            gpus.append((g.memory_total_bytes - others) if g.memory_total_bytes else None)
+        names = tuple(g.name for g in sample.gpus)
+        return cls(gpus=tuple(gpus), overheads=overheads_for(list(names)), host=host, names=names,
+                   source="this machine's GPUs")

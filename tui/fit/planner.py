@@ -1,0 +1,105 @@
+"""What the Tuner shows for a draft of settings, computed in one place and handed out whole.
+
+The memory estimate, the pre-load checks, where each layer goes and the speed the bandwidth model
+expects, from one call: the screen gives each widget its part, and what was predicted for an
+apply comes from the plan, never back out of a widget. Calibrations (llama.cpp's dry runs, the
+slow part) are cached by the settings they depend on, so changing only the layer count is
+arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tui.engine.settings import LoadSettings
+from tui.fit.budget import MemoryBudget
+from tui.fit.checks import Check, Machine, preload_checks
+from tui.fit.estimate import Calibration, MemoryEstimate, estimate, formula_calibration, layer_devices
+from tui.fit.speed import bytes_per_token, fitted
+from tui.models.model_info import ModelInfo
+from tui.profiles.tried import TriedConfig
+
+
+def context_key(s: LoadSettings) -> tuple:
+    """The settings a calibration depends on (everything but the layer placement)."""
+    return (s.model_path, s.n_ctx, s.n_batch, s.n_ubatch, s.type_k, s.type_v, s.flash_attn,
+            s.offload_kqv)
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    devices: tuple[int | None, ...]
+    """The GPU of each block and the output layer (None: the CPU)."""
+    experts_on_cpu: int
+    side_bytes: tuple[int, int]
+    """Bytes read per token on the GPUs and on the CPU."""
+    predicted_tg: float
+    measured_tg: float | None
+    """The last benchmark of exactly these settings, if any."""
+    calibration: str
+    """Where the speed model's bandwidths come from, in words."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    settings: LoadSettings
+    estimate: MemoryEstimate
+    checks: tuple[Check, ...]
+    layers: LayerPlan
+    precise: bool
+    """The KV and compute sizes are llama.cpp's own (a dry run), not the formula's."""
+
+    @property
+    def predicted_vram(self) -> tuple[int, ...]:
+        """What each GPU is expected to hold: what an apply records beside what was measured."""
+        return tuple(g.total for g in self.estimate.gpus)
+
+
+class Planner:
+    def __init__(self, calibrate: Callable[[ModelInfo, LoadSettings], Calibration]):
+        self._calibrate = calibrate
+        self._calibrations: dict[tuple, Calibration] = {}
+
+    def calibrated(self, settings: LoadSettings) -> bool:
+        return context_key(settings) in self._calibrations
+
+    def calibrate(self, info: ModelInfo, settings: LoadSettings) -> Calibration:
+        """llama.cpp's KV and compute sizes for these settings (slow: run it off the UI thread)."""
+        key = context_key(settings)
+        if key not in self._calibrations:
+            self._calibrations[key] = self._calibrate(info, settings)
+        return self._calibrations[key]
+
+    def calibration(self, info: ModelInfo, settings: LoadSettings) -> Calibration:
+        """The cached calibration of these settings, else the formula's (instant)."""
+        return self._calibrations.get(context_key(settings)) or formula_calibration(info, settings)
+
+    def plan(self, info: ModelInfo, settings: LoadSettings, budget: MemoryBudget, machine: Machine,
+             tried: Sequence[TriedConfig] = ()) -> Plan:
+        """Everything the Tuner shows for `settings`, from the cached calibration if there is
+        one, else from the formula (then `precise` is False and a calibration is worth running)."""
+        precise = self.calibrated(settings)
+        calibration = self.calibration(info, settings)
+        est = estimate(info, settings, calibration, budget.gpus, budget.overheads,
+                       host_budget=budget.host)
+        return Plan(settings=settings, estimate=est,
+                    checks=tuple(preload_checks(info, settings, machine)),
+                    layers=self._layers(info, settings, len(budget.gpus), tried), precise=precise)
+
+    @staticmethod
+    def _layers(info: ModelInfo, s: LoadSettings, n_gpus: int,
+                tried: Sequence[TriedConfig]) -> LayerPlan:
+        rows = [r for r in tried if r.tg_tokens_per_s and r.settings.model_path == info.path]
+        model = fitted([(*bytes_per_token(info, r.settings, n_gpus), r.tg_tokens_per_s or 0.0)
+                        for r in rows])
+        side = bytes_per_token(info, s, n_gpus)
+        same = [r for r in rows if r.settings == s]
+        points = model.points
+        return LayerPlan(
+            devices=tuple(layer_devices(info.n_layer, s.n_gpu_layers, n_gpus, s.tensor_split)),
+            experts_on_cpu=s.n_cpu_moe if info.block_expert_bytes else 0,
+            side_bytes=side, predicted_tg=model.predict(*side),
+            measured_tg=same[-1].tg_tokens_per_s if same else None,
+            calibration=(f"fitted to {points} benchmark{'s' if points > 1 else ''}" if points
+                         else "default bandwidths; b calibrates"))
