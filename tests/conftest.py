@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -11,12 +12,23 @@ import pytest
 from tui.models.demo import DEMO_MISSING, find_demo_model
 from tui.models.synthetic import LLAMA31_70B, write_random_llama, write_sparse_llama
 
-
 # The tests never read or write the user's own config, data or cache (profiles, conversations,
 # header cache, measured overheads): everything under one throwaway folder, engine processes too.
 _HOME = Path(tempfile.mkdtemp(prefix="vramdeck-tests-"))
 for _name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
     os.environ[_name] = str(_HOME / _name.lower())
+
+
+async def until(pilot, condition, timeout: float = 60.0) -> None:
+    """Let the app run until `condition()` holds; fail, saying what the app was doing, if it
+    does not within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            app = pilot.app
+            raise AssertionError(f"timed out waiting for the app: {app.engine_status.phase} "
+                                 f"{app.current_settings} {app.engine_status.message}")
+        await pilot.pause(0.05)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from tui import __version__
 from tui.safe_text import SafeWriter
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     from tui.commands import bench, fit, inspect, models, monitor, profiles, run_app, tune, web
 

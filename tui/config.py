@@ -22,8 +22,8 @@ from pathlib import Path
 import tomli_w
 from platformdirs import user_config_dir
 
-from tui.profiles.schema import key_line
 from tui.files import read_regular_text, write_atomically
+from tui.profiles.schema import key_line
 
 SCHEMA_VERSION = 1
 

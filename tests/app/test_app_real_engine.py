@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
+from tests.conftest import until
 from tui.app import VramdeckApp
 from tui.engine.client import EngineClient
 from tui.engine.settings import LoadSettings, SamplingSettings
-from tui.engine.status import Phase, REINSTALL_CUDA
+from tui.engine.status import REINSTALL_CUDA, Phase
 from tui.monitor.fake import FakeGpu, FakeNvml, FakeSampler
 from tui.screens.chat import ChatScreen
 from tui.widgets.chat_message import AssistantMessage, UserMessage
 
 pytestmark = pytest.mark.slow
-
-
-async def until(pilot, condition, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            app = pilot.app
-            raise AssertionError(f"timed out waiting for the app: {app.engine_status.phase} "
-                                 f"{app.current_settings} {app.engine_status.message}")
-        await pilot.pause(0.05)
 
 
 def make_app(demo_model, nvml=None, **settings):
@@ -49,9 +39,9 @@ async def test_app_loads_the_demo_and_streams_a_reply(demo_model):
         assert turn.stats.generation_tokens_per_s > 0
         stats_text = str(reply.query_one(".reply-stats").render())
         assert "tok/s" in stats_text
-        assert app.context_used == turn.stats.context_used > 0
+        assert app.generation.context_used == turn.stats.context_used > 0
         assert app.screen.query_one(UserMessage)
-        assert app.last_stats == turn.stats and app.live_tokens_per_s == 0.0
+        assert app.generation.last_stats == turn.stats and app.generation.tokens_per_s == 0.0
 
 
 async def test_live_speed_is_shown_while_a_reply_streams(demo_model):
@@ -59,7 +49,7 @@ async def test_live_speed_is_shown_while_a_reply_streams(demo_model):
     seen = []
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.engine_status.phase is Phase.READY)
-        app.watch(app, "live_tokens_per_s", lambda value: seen.append(value))
+        app.watch(app, "generation", lambda g: seen.append(g.tokens_per_s))
         app.sampling = SamplingSettings(max_tokens=200, temperature=0.8, seed=5)
         await pilot.press(*"Tell me a story.", "enter")
         await until(pilot, lambda: len(app.screen.conversation.turns) == 2 and not app.screen.replying)
@@ -128,14 +118,14 @@ async def test_tuner_keys_change_settings_and_apply_reloads(demo_model):
                     and app.engine_status.facts.n_ctx == 1024)
         assert app.engine.pid != first_pid
         assert app.engine_status.facts.kv_type_k == "q8_0"
-        assert app.last_working.n_ctx == 1024
+        assert app.loads.last_working.n_ctx == 1024
 
 
 async def test_a_failed_apply_goes_back_to_the_last_working_settings(demo_model):
     app = make_app(demo_model)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.engine_status.phase is Phase.READY)
-        good, first_pid = app.last_working, app.engine.pid
+        good, first_pid = app.loads.last_working, app.engine.pid
         notes = []
         app.notify = lambda message, **kw: notes.append(message)
         app.load_model(good.with_changes(model_path=str(demo_model) + ".missing"))

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from tests.app.test_app_real_engine import until
+from tests.conftest import until
 from tui.app import VramdeckApp
 from tui.chat.export import to_markdown
 from tui.chat.store import ConversationStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.pty_app import PtyApp
-from tests.app.test_app_real_engine import until
+from tests.conftest import until
 from tui.app import VramdeckApp
 from tui.config import AppSettings, load_settings
 from tui.engine.client import EngineClient

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input
 
-from tests.app.test_app_real_engine import until
+from tests.conftest import until
 from tui.app import VramdeckApp
 from tui.engine.client import EngineClient
 from tui.engine.settings import ALL_LAYERS, LoadSettings, SamplingSettings
@@ -95,7 +95,7 @@ async def test_benchmark_adds_a_row_that_saves_as_a_profile_with_its_speed(tmp_p
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.engine_status.phase is Phase.READY)
         await pilot.press("f4", "b")
-        await until(pilot, lambda: app.tried and app.tried[-1].tg_tokens_per_s, timeout=120)
+        await until(pilot, lambda: app.loads.tried and app.loads.tried[-1].tg_tokens_per_s, timeout=120)
         await pilot.press("t")
         await until(pilot, lambda: isinstance(app.screen, TriedScreen))
         table = app.screen.query_one(DataTable)
@@ -104,7 +104,7 @@ async def test_benchmark_adds_a_row_that_saves_as_a_profile_with_its_speed(tmp_p
         await answer(pilot, "benched")
         await until(pilot, lambda: "benched" in store.names())
     results = store.load("benched").results
-    assert results["tg_tokens_per_s"] == round(app.tried[-1].tg_tokens_per_s, 2) > 0
+    assert results["tg_tokens_per_s"] == round(app.loads.tried[-1].tg_tokens_per_s, 2) > 0
     assert results["pp_tokens_per_s"] > 0
 
 
@@ -115,10 +115,10 @@ async def test_a_moved_model_is_found_by_fingerprint_and_relinked(tmp_path, demo
     new.parent.mkdir()
     shutil.copy(demo_model, old)
     app = app_for(store, None, models=[new.parent])
-    store.save(app.profile_from("moved", LoadSettings(model_path=str(old), n_ctx=512)))
+    store.save(app.profiles.profile_from("moved", LoadSettings(model_path=str(old), n_ctx=512)))
     old.rename(new)
     async with app.run_test(size=(80, 24)) as pilot:
-        app.open_profile("moved")
+        app.profiles.open_profile("moved")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
         await until(pilot, lambda: app.engine_status.phase is Phase.READY)
@@ -174,7 +174,7 @@ async def test_fit_key_picks_the_most_layers_that_fit_the_gpu(tmp_path, sparse_7
 async def test_palette_loads_a_profile(tmp_path, demo_model):
     store = ProfileStore(tmp_path / "profiles")
     app = app_for(store, None)
-    store.save(app.profile_from("from-palette", LoadSettings(model_path=str(demo_model), n_ctx=768)))
+    store.save(app.profiles.profile_from("from-palette", LoadSettings(model_path=str(demo_model), n_ctx=768)))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("ctrl+p")
         await pilot.press(*"from-palette")

@@ -7,8 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tui.engine.settings import LoadSettings
-from tui.fit.estimate import (Calibration, estimate, formula_calibration, layer_devices,
-                              offloaded_layers, padded_ctx)
+from tui.fit.estimate import (
+    Calibration,
+    estimate,
+    formula_calibration,
+    layer_devices,
+    offloaded_layers,
+    padded_ctx,
+)
 from tui.fit.search import fit_context, fit_layers
 from tui.models.model_info import load_model_info
 

@@ -13,9 +13,9 @@ import time
 import pytest
 
 from tests.hostile.conftest import gguf_bytes, llama_metadata
+from tui.models.discovery import Location, scan
 from tui.models.gguf_info import GgufError, read_header
 from tui.models.model_info import load_model_info
-from tui.models.discovery import Location, scan
 
 
 def _inspect(path, *extra):
@@ -122,18 +122,19 @@ async def test_the_tuner_lists_hostile_files_without_crashing(tmp_path, tiny_lla
     `[/]` raised Textual's MarkupError."""
     from pathlib import Path
 
-    from tests.app.test_app_real_engine import until
+    from tests.conftest import until
     from tui.app import VramdeckApp
     from tui.engine.client import EngineClient
-    from tui.widgets.model_list import ModelList
     from tui.monitor.fake import FakeNvml, FakeSampler
+    from tui.widgets.model_list import ModelList
 
     folder = tmp_path / "models"
     folder.mkdir()
     (folder / "good.gguf").write_bytes(tiny_llama.read_bytes())
     (folder / "alignment.gguf").write_bytes(gguf_bytes(llama_metadata(**{"general.alignment": ("f32", math.inf)})))
     (folder / "markup [b]x[red].gguf").write_bytes(gguf_bytes(
-        llama_metadata(**{"general.name": ("str", "[/] [bold]x")}), tensors=[("[/]", (7, 3, 3, 3, 3, 3, 3, 3, 3), 0, 0)]))
+        llama_metadata(**{"general.name": ("str", "[/] [bold]x")}),
+        tensors=[("[/]", (7, 3, 3, 3, 3, 3, 3, 3, 3), 0, 0)]))
     (folder / "escape.gguf").write_bytes(gguf_bytes(llama_metadata(**{"general.name": ("str", "\x1b]0;t\x07")})))
     app = VramdeckApp(EngineClient(), FakeSampler(FakeNvml(no_driver=True)), settings=None,
                       model_locations=[Location(Path(folder), "folder")])

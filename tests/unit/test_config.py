@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-
 from tui.app import VramdeckApp
-from tui.commands.web import is_loopback, main as web_main
+from tui.commands.web import is_loopback
+from tui.commands.web import main as web_main
 from tui.config import AppSettings, load_settings, save_settings
 from tui.keymap import keymap_problems
 from tui.themes import load_themes

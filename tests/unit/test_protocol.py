@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from tui.engine.protocol import (BenchCommand, BenchResult, ChatCommand, ChatDone, ChatStats,
-                                 Heartbeat, Hello, Loaded, LoadFailed, ModelFacts, decode)
+from tui.engine.protocol import (
+    BenchCommand,
+    BenchResult,
+    ChatCommand,
+    ChatDone,
+    ChatStats,
+    Heartbeat,
+    Hello,
+    Loaded,
+    LoadFailed,
+    ModelFacts,
+    decode,
+)
 
 MESSAGES = [
     BenchCommand(request_id=3, depths=(0, 4096, 16384)),

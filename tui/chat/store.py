@@ -29,8 +29,8 @@ from typing import IO
 from platformdirs import user_data_dir
 
 from tui.chat.conversation import Conversation, Turn
-from tui.files import PRIVATE_FILE, NotARegularFile, private_dir, read_regular_text
 from tui.engine.protocol import ChatStats
+from tui.files import PRIVATE_FILE, NotARegularFile, private_dir, read_regular_text
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,16 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from tui.engine.errors import advice
-from tui.engine.protocol import (EngineCrashed, FailureKind, Hello, Loaded, LoadFailed,
-                                 LoadProgress, ModelFacts, Unloaded)
+from tui.engine.protocol import (
+    EngineCrashed,
+    FailureKind,
+    Hello,
+    Loaded,
+    LoadFailed,
+    LoadProgress,
+    ModelFacts,
+    Unloaded,
+)
 
 REINSTALL_CUDA = ('CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir '
                   'llama-cpp-python')

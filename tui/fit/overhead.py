@@ -32,7 +32,7 @@ def remember_from_load(vram_bytes_per_gpu: tuple[int, ...], buffers: dict, gpu_n
                        store: "OverheadStore | None" = None) -> dict[str, int]:
     """After a real load: store each GPU's measured overhead under its name; return what was stored."""
     stored = {}
-    for name, overhead in zip(gpu_names, measured_overhead(vram_bytes_per_gpu, buffers)):
+    for name, overhead in zip(gpu_names, measured_overhead(vram_bytes_per_gpu, buffers), strict=False):
         if overhead is not None and 0 < overhead < 8 * 1024 * MIB:
             (store or OverheadStore()).remember(name, overhead)
             stored[name] = overhead

@@ -3,6 +3,8 @@
 The NVML module is passed in (the real `pynvml` or tests' fake), and this is the only module of
 vramdeck that talks to it.
 """
+# pyright: reportArgumentType=false, reportAttributeAccessIssue=false, reportOptionalMemberAccess=false
+# (NVML through pynvml: handles and structs are untyped, and the fake in tests stands in for it)
 
 from __future__ import annotations
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from platformdirs import user_config_dir
 
-from tui.files import (FileTooLarge, NotARegularFile, read_regular_text, remove_stale_temps,
-                       write_atomically)
+from tui.files import FileTooLarge, NotARegularFile, read_regular_text, remove_stale_temps, write_atomically
 from tui.profiles.schema import Profile, ProfileError, parse_profile, profile_to_toml
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,79}$")
@@ -70,8 +69,10 @@ class ProfileStore:
             raise ProfileError(str(path), f"no profile named '{name}'") from None
         except (NotARegularFile, FileTooLarge) as exc:
             raise ProfileError(str(path), f"not a profile: {exc}") from None
-        except (OSError, UnicodeError) as exc:
+        except OSError as exc:
             raise ProfileError(str(path), f"cannot be read: {exc.strerror or exc}") from None
+        except UnicodeError as exc:
+            raise ProfileError(str(path), f"cannot be read: {exc}") from None
         return parse_profile(text, str(path), name)
 
     def list(self) -> ProfileList:

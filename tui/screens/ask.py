@@ -17,7 +17,7 @@ from tui.safe_text import terminal_safe
 
 
 class AskTextScreen(ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="ask.close")]
 
     def __init__(self, question: str, value: str = "", placeholder: str = "") -> None:
         super().__init__(classes="ask")
@@ -70,7 +70,8 @@ def ask_path_and_write(app, question: str, default: str, text: Callable[[], str]
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    BINDINGS = [Binding("y", "dismiss(True)", "Yes"), Binding("n,escape", "dismiss(False)", "No")]
+    BINDINGS = [Binding("y", "dismiss(True)", "Yes", id="confirm.yes"),
+                Binding("n,escape", "dismiss(False)", "No", id="confirm.no")]
 
     def __init__(self, question: str) -> None:
         super().__init__(classes="ask")

@@ -14,8 +14,8 @@ from textual.widgets import DataTable, Footer, Label
 
 from tui.chat.export import to_markdown
 from tui.chat.store import ConversationStore, ConversationSummary
-from tui.screens.ask import AskTextScreen, ConfirmScreen, ask_path_and_write
 from tui.safe_text import terminal_safe
+from tui.screens.ask import AskTextScreen, ConfirmScreen, ask_path_and_write
 from tui.units import shortened
 
 
@@ -27,10 +27,10 @@ class ConversationsScreen(ModalScreen[str | None]):
     """Dismisses with the id of the conversation to open, or None."""
 
     BINDINGS = [
-        Binding("escape,q", "dismiss(None)", "Close"),
-        Binding("r", "rename", "Rename"),
-        Binding("x,delete", "delete", "Delete"),
-        Binding("e", "export", "Export .md"),
+        Binding("escape,q", "dismiss(None)", "Close", id="conversations.close"),
+        Binding("r", "rename", "Rename", id="conversations.rename"),
+        Binding("x,delete", "delete", "Delete", id="conversations.delete"),
+        Binding("e", "export", "Export .md", id="conversations.export"),
     ]
 
     def __init__(self, store: ConversationStore) -> None:

@@ -30,7 +30,7 @@ def nice_key(key: str) -> str:
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss(None)", "Close")]
+    BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss(None)", "Close", id="help.close")]
 
     def __init__(self, rows: list[KeyRow], settings_file: str = "") -> None:
         super().__init__(classes="ask")

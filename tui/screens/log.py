@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.screen import Screen
 from textual.widgets import Footer, Log
 
+from tui.screens.typed import VramdeckScreen
 
-class LogScreen(Screen):
+
+class LogScreen(VramdeckScreen):
     def compose(self) -> ComposeResult:
         yield Log(id="engine-log", max_lines=5000)
         yield Footer()

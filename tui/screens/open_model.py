@@ -13,7 +13,7 @@ from textual.widgets import Input, Label
 
 
 class OpenModelScreen(ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="open-model.close")]
     DEFAULT_CSS = """
     OpenModelScreen { align: center middle; }
     OpenModelScreen > Vertical { width: 90%; max-width: 100; height: auto; border: round $primary;

@@ -15,8 +15,8 @@ from tui.engine.settings import ALL_LAYERS
 from tui.profiles.export import ExportError, export
 from tui.profiles.schema import Profile, ProfileError
 from tui.profiles.store import ProfileExists, ProfileStore, diff
-from tui.screens.ask import AskTextScreen, ConfirmScreen
 from tui.safe_text import terminal_safe
+from tui.screens.ask import AskTextScreen, ConfirmScreen
 from tui.units import shortened
 
 
@@ -34,7 +34,7 @@ def _measured_on(p: Profile) -> str:
 
 
 class ProfileDiffScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,enter", "dismiss(None)", "Close")]
+    BINDINGS = [Binding("escape,q,enter", "dismiss(None)", "Close", id="profile-diff.close")]
 
     def __init__(self, a: Profile, b: Profile) -> None:
         super().__init__()
@@ -60,13 +60,13 @@ class ProfilesScreen(ModalScreen[str | None]):
     """Dismisses with the name of the profile to load, or None."""
 
     BINDINGS = [
-        Binding("escape,q", "dismiss(None)", "Close"),
-        Binding("l", "load", "Load"),
-        Binding("r", "rename", "Rename"),
-        Binding("d", "duplicate", "Duplicate"),
-        Binding("x,delete", "delete", "Delete"),
-        Binding("space", "mark", "Mark"),
-        Binding("c", "compare", "Diff with marked"),
+        Binding("escape,q", "dismiss(None)", "Close", id="profiles.close"),
+        Binding("l", "load", "Load", id="profiles.load"),
+        Binding("r", "rename", "Rename", id="profiles.rename"),
+        Binding("d", "duplicate", "Duplicate", id="profiles.duplicate"),
+        Binding("x,delete", "delete", "Delete", id="profiles.delete"),
+        Binding("space", "mark", "Mark", id="profiles.mark"),
+        Binding("c", "compare", "Diff with marked", id="profiles.compare"),
     ]
 
     def __init__(self, store: ProfileStore) -> None:

@@ -28,7 +28,8 @@ def sampling_line(s: SamplingSettings) -> str:
 class SamplingScreen(ModalScreen[tuple[SamplingSettings, str] | None]):
     """Dismisses with (sampling, system prompt), or None on Esc. Ctrl+S or Enter on a field saves."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="sampling.close"),
+                Binding("ctrl+s", "save", "Save", id="sampling.save")]
 
     def __init__(self, sampling: SamplingSettings, system_prompt: str) -> None:
         super().__init__(classes="ask")

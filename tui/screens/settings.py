@@ -31,7 +31,8 @@ def parse_keys(text: str) -> tuple[dict[str, str], list[str]]:
 
 
 class SettingsScreen(ModalScreen[AppSettings | None]):
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="settings.close"),
+                Binding("ctrl+s", "save", "Save", id="settings.save")]
 
     def __init__(self, settings: AppSettings, themes: list[str], path: str, app_class) -> None:
         super().__init__(classes="ask")

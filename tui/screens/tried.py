@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label
 
-from tui.engine.settings_steps import compact
+from tui.engine.settings import compact
 from tui.profiles.tried import SORTS, TriedConfig, sort_rows
 from tui.units import format_bytes
 
@@ -25,10 +25,10 @@ class TriedScreen(ModalScreen[tuple[str, TriedConfig] | None]):
     """Dismisses with ("apply", row), ("save", row), or None."""
 
     BINDINGS = [
-        Binding("escape,q", "dismiss(None)", "Close"),
-        Binding("s", "sort", "Sort"),
-        Binding("a", "pick('apply')", "Re-apply"),
-        Binding("w", "pick('save')", "Save as profile"),
+        Binding("escape,q", "dismiss(None)", "Close", id="tried.close"),
+        Binding("s", "sort", "Sort", id="tried.sort"),
+        Binding("a", "pick('apply')", "Re-apply", id="tried.pick-apply"),
+        Binding("w", "pick('save')", "Save as profile", id="tried.pick-save"),
     ]
 
     def __init__(self, rows: list[TriedConfig], sort: str = "order") -> None:

@@ -7,7 +7,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from tui.engine.settings import LoadSettings
-from tui.engine.settings_steps import FIELDS, Field, show
+from tui.widgets.settings_steps import FIELDS, Field, show
 
 
 class SettingsTable(Static):

@@ -1,4 +1,6 @@
 """pp/tg like llama-bench: a prompt of random tokens in n_batch chunks, then single-token steps."""
+# pyright: reportArgumentType=false, reportAttributeAccessIssue=false, reportOptionalMemberAccess=false
+# (C bindings through ctypes: handles travel as plain ints and the stubs do not say so)
 
 from __future__ import annotations
 

@@ -17,6 +17,8 @@ VRAMDECK_DRY_RUN=serial runs them one after the other, and VRAMDECK_DRY_RUN=cold
 this did before: one after the other, no warm-up, the whole llama_cpp package (the benchmark's
 comparison).
 """
+# pyright: reportArgumentType=false, reportAttributeAccessIssue=false, reportOptionalMemberAccess=false
+# (C bindings through ctypes: handles travel as plain ints and the stubs do not say so)
 
 from __future__ import annotations
 

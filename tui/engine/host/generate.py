@@ -1,4 +1,7 @@
 """One chat request: template the messages, reuse the cached prefix, sample, stream pieces."""
+# pyright: reportArgumentType=false, reportAttributeAccessIssue=false, reportOptionalMemberAccess=false
+# pyright: reportCallIssue=false, reportReturnType=false
+# (C bindings through ctypes: handles travel as plain ints and the stubs do not say so)
 
 from __future__ import annotations
 
@@ -84,7 +87,7 @@ class ChatSession:
     def _reuse_prefix(self, tokens: list[int]) -> int:
         """Keep the longest cached prefix of `tokens` in the KV cache; return its length."""
         common = 0
-        for a, b in zip(self.cached, tokens):
+        for a, b in zip(self.cached, tokens, strict=False):
             if a != b:
                 break
             common += 1

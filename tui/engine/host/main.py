@@ -4,6 +4,8 @@ A reader thread takes commands off stdin so that `cancel` is seen while a reply 
 everything that touches llama.cpp runs on the main thread. When stdin closes (the UI is gone)
 the process exits at once, so no orphan keeps GPU memory.
 """
+# pyright: reportArgumentType=false, reportAttributeAccessIssue=false, reportOptionalMemberAccess=false
+# (C bindings through ctypes: handles travel as plain ints and the stubs do not say so)
 
 from __future__ import annotations
 

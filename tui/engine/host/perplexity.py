@@ -1,6 +1,8 @@
 """Perplexity of the loaded model on a text, the way llama.cpp's `llama-perplexity` counts it:
 non-overlapping chunks of the context; in each, the second half of the tokens is scored (each
 predicted from everything before it in the chunk)."""
+# pyright: reportArgumentType=false, reportAttributeAccessIssue=false, reportOptionalMemberAccess=false
+# (C bindings through ctypes: handles travel as plain ints and the stubs do not say so)
 
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 The low-level API rather than `llama_cpp.Llama`: it gives the load progress callback, flash
 attention on/off/auto, the load mode (mmap/mlock) and llama.cpp's own performance counters.
 """
+# pyright: reportArgumentType=false, reportAttributeAccessIssue=false, reportOptionalMemberAccess=false
+# (C bindings through ctypes: handles travel as plain ints and the stubs do not say so)
 
 from __future__ import annotations
 
