@@ -38,8 +38,7 @@ STATS = ChatStats(prompt_tokens=31, generated_tokens=42, time_to_first_token_s=0
                   context_used=73, n_ctx=8192)
 
 
-OOM = LoadFailed(kind="oom_device", message="Out of GPU memory while loading. cudaMalloc failed: "
-                 "out of memory. Try fewer GPU layers, a quantized KV cache (q8_0) or a shorter context.")
+OOM = LoadFailed(kind="oom_device", detail="cudaMalloc failed: out of memory")
 
 
 class ScriptedEngine:

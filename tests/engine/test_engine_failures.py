@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tui.engine.client import EngineClient
+from tui.engine.errors import failure_text
 from tui.engine.protocol import (
     ChatDone,
     EngineCrashed,
@@ -47,8 +48,8 @@ async def test_bad_paths_fail_with_a_type_and_a_sentence(tmp_path, make, kind, w
     result = await load(make(tmp_path))
     assert isinstance(result, LoadFailed)
     assert result.kind == kind
-    assert words in result.message
-    assert "Traceback" not in result.message
+    assert words in failure_text(result)
+    assert "Traceback" not in failure_text(result)
 
 
 async def test_truncated_model_is_reported_as_truncated(tmp_path, demo_model):
@@ -56,7 +57,7 @@ async def test_truncated_model_is_reported_as_truncated(tmp_path, demo_model):
     cut.write_bytes(demo_model.read_bytes()[: demo_model.stat().st_size // 2])
     result = await load(cut)
     assert isinstance(result, LoadFailed) and result.kind == FailureKind.CORRUPT
-    assert "truncated" in result.message
+    assert "truncated" in failure_text(result)
 
 
 async def test_damaged_header_is_corrupt_not_a_crash(tmp_path, demo_model):
@@ -75,14 +76,14 @@ async def test_unknown_architecture_is_named(tmp_path, tiny_llama):
     result = await load(odd)
     assert isinstance(result, LoadFailed)
     assert result.kind == FailureKind.UNSUPPORTED_ARCH, result
-    assert "zlama" in result.message
+    assert "zlama" in failure_text(result)
     assert result.log_tail, "the last llama.cpp log lines come with the failure"
 
 
 async def test_out_of_range_settings_are_refused_before_loading(demo_model):
     result = await load(demo_model, n_ubatch=4096, n_batch=512)
     assert isinstance(result, LoadFailed) and result.kind == FailureKind.BAD_SETTINGS
-    assert "n_ubatch" in result.message
+    assert "n_ubatch" in failure_text(result)
 
 
 async def test_sigkill_mid_stream_is_reported_within_a_second_and_next_load_works(demo_model):

@@ -11,6 +11,7 @@ import struct
 import pytest
 
 from tui.engine.client import EngineClient, EngineError
+from tui.engine.errors import failure_text
 from tui.engine.protocol import (
     ChatFailed,
     CommandFailed,
@@ -48,7 +49,7 @@ async def test_an_engine_side_failure_of_a_load_ends_the_load(tmp_path, tiny_lla
     finally:
         await client.stop()
     assert isinstance(result, LoadFailed)
-    assert result.kind == FailureKind.CORRUPT and "Traceback" not in result.message
+    assert result.kind == FailureKind.CORRUPT and "Traceback" not in failure_text(result)
 
 
 async def test_a_command_failure_with_no_request_id_ends_whatever_waits():

@@ -17,7 +17,6 @@ import pytest
 from tests.fakes import FACTS, STATS, ScriptedEngine
 from tui.app import VramdeckApp
 from tui.chat.store import ConversationStore
-from tui.engine.errors import describe_failure
 from tui.engine.protocol import FailureKind, LoadFailed
 from tui.engine.settings import LoadSettings
 from tui.models.discovery import Location
@@ -154,9 +153,7 @@ def test_cpu_only_build_warning(snap_compare):
 
 def test_load_failure_message(snap_compare):
     """A load that ran out of GPU memory: the status line says what happened and what to try."""
-    fail = LoadFailed(kind=FailureKind.OOM_DEVICE.value,
-                      message=describe_failure(FailureKind.OOM_DEVICE,
-                                               "cudaMalloc failed: out of memory"))
+    fail = LoadFailed(kind=FailureKind.OOM_DEVICE.value, detail="cudaMalloc failed: out of memory")
     assert snap_compare(app_with(engine=ScriptedEngine(fail=fail)), terminal_size=(80, 24),
                         run_before=settle)
 

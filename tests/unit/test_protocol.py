@@ -26,7 +26,7 @@ MESSAGES = [
     ChatDone(request_id=1, stats=ChatStats(prompt_tokens=3, stop_reason="eos")),
     Hello(pid=1, devices=("CUDA0", "CUDA1")),
     Loaded(facts=ModelFacts(vram_bytes_per_gpu=(1, 2), buffers={"kv": {"CUDA0": 3}})),
-    LoadFailed(kind="corrupt", message="x", log_tail=("a", "b")),
+    LoadFailed(kind="corrupt", detail="x", log_tail=("a", "b")),
     Heartbeat(busy_s=1.5),
 ]
 

@@ -10,6 +10,7 @@ import sys
 
 from tui.charts import depth_lines
 from tui.engine.client import EngineClient
+from tui.engine.errors import failure_text
 from tui.engine.protocol import Loaded
 from tui.engine.settings import MAX_CTX, LoadSettings
 from tui.engine.status import cpu_only_warning
@@ -30,7 +31,8 @@ async def run_bench(settings: LoadSettings, n_prompt: int, n_gen: int, repetitio
     try:
         result = await client.load(settings)
         if not isinstance(result, Loaded):
-            return {"error": result.message, "kind": result.kind, "log_tail": list(result.log_tail)}
+            return {"error": failure_text(result), "kind": result.kind, "detail": result.detail,
+                    "log_tail": list(result.log_tail)}
         bench = await client.bench(n_prompt, n_gen, repetitions)
         depth_tg = (await client.bench(n_prompt, n_gen, 1, depths)).depth_tg if depths else ()
         gpus, _ = NvmlSource().read()

@@ -22,7 +22,7 @@ import psutil
 
 import tui
 from tui.engine.engine_like import ChatEvent, EngineNews, Listener
-from tui.engine.errors import classify_load_log, describe_failure
+from tui.engine.errors import classify_load_log
 from tui.engine.protocol import (
     HEARTBEAT_S,
     BenchCommand,
@@ -255,9 +255,7 @@ class EngineClient:
         self._add_log(f"[engine] {failed.message}", "error")
         load = self._futures.get("load")
         if load is not None and not load.done():
-            self._resolve("load", LoadFailed(kind=FailureKind.OTHER.value,
-                                             message=describe_failure(FailureKind.OTHER,
-                                                                      failed.message)))
+            self._resolve("load", LoadFailed(kind=FailureKind.OTHER.value, detail=failed.message))
         for request_id, queue in self._requests.items():
             queue.put_nowait(CommandFailed(request_id=request_id, message=failed.message))
 
@@ -310,14 +308,13 @@ class EngineClient:
             problems = settings.problems()
             if problems:
                 detail = "; ".join(f"{k}: {v}" for k, v in problems.items())
-                failed = LoadFailed(kind=FailureKind.BAD_SETTINGS.value,
-                                    message=describe_failure(FailureKind.BAD_SETTINGS, detail))
+                failed = LoadFailed(kind=FailureKind.BAD_SETTINGS.value, detail=detail)
                 self._notify(failed)
                 return failed
             try:
                 await self.start()
             except EngineError as exc:
-                failed = LoadFailed(kind=FailureKind.CRASHED.value, message=str(exc),
+                failed = LoadFailed(kind=FailureKind.CRASHED.value, detail=str(exc),
                                     log_tail=tuple(list(self.log)[-12:]))
                 self._notify(failed)
                 return failed
@@ -327,8 +324,7 @@ class EngineClient:
             result = await self._wait(lambda: asyncio.shield(future))
             if isinstance(result, EngineStalled):
                 self._futures.pop("load", None)
-                failed = LoadFailed(kind=FailureKind.STALLED.value,
-                                    message=describe_failure(FailureKind.STALLED, result.describe()),
+                failed = LoadFailed(kind=FailureKind.STALLED.value, detail=result.describe(),
                                     log_tail=tuple(list(self.log)[-12:]))
                 self._notify(failed)
                 return failed
@@ -336,7 +332,7 @@ class EngineClient:
                 kind, detail = classify_load_log(result.log_tail)
                 if kind is FailureKind.OTHER:
                     kind, detail = FailureKind.CRASHED, result.describe()
-                failed = LoadFailed(kind=kind.value, message=describe_failure(kind, detail),
+                failed = LoadFailed(kind=kind.value, detail=detail,
                                     log_tail=result.log_tail)
                 self._notify(failed)
                 return failed

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from tui.engine.protocol import FailureKind
+from tui.engine.protocol import FailureKind, LoadFailed
 from tui.engine.settings import compact
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def load_report(outcome: LoadOutcome, n_layer: int | None) -> str:
         return ""
     kind = failure_kind(failed.kind)
     tried = compact(outcome.settings, n_layer)
-    lines = [f"✗ {headline(kind) if kind in _TUNER_TIPS else failed.message} [{tried}]"]
+    lines = [f"✗ {headline(kind) if kind in _TUNER_TIPS else failure_text(failed)} [{tried}]"]
     tip = f"Try: {_TUNER_TIPS[kind]}" if kind in _TUNER_TIPS else ""
     back = outcome.rolled_back_to
     if back is not None and outcome.rollback_failure is None:
@@ -111,10 +111,10 @@ def load_notice(outcome: LoadOutcome) -> str:
     if failed is None:
         return ""
     if outcome.back_on_last_working:
-        return failed.message + "\nGoing back to the last settings that worked."
+        return failure_text(failed) + "\nGoing back to the last settings that worked."
     if outcome.rolled_back_to is not None:
-        return failed.message + "\nThe last settings that worked did not load again either."
-    return failed.message
+        return failure_text(failed) + "\nThe last settings that worked did not load again either."
+    return failure_text(failed)
 
 
 def headline(kind: FailureKind) -> str:
@@ -130,6 +130,11 @@ def headline(kind: FailureKind) -> str:
         FailureKind.STALLED: "The engine stopped answering while loading.",
         FailureKind.OTHER: "llama.cpp could not load the model.",
     }[kind]
+
+
+def failure_text(failed: LoadFailed) -> str:
+    """What a user reads of a failed load: what happened, the detail, what to try."""
+    return describe_failure(failure_kind(failed.kind), failed.detail)
 
 
 def describe_failure(kind: FailureKind, detail: str) -> str:

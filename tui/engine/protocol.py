@@ -201,9 +201,12 @@ class Loaded(Message):
 
 @dataclass(frozen=True)
 class LoadFailed(Message):
+    """Why a load gave no model: the kind and llama.cpp's (or vramdeck's) own line. The UI words
+    it, once, with tui.engine.errors.failure_text."""
+
     TYPE: ClassVar[str] = "load_failed"
     kind: str = FailureKind.OTHER.value
-    message: str = ""
+    detail: str = ""
     log_tail: tuple[str, ...] = ()
 
 

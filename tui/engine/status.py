@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from tui.engine.errors import advice
+from tui.engine.errors import advice, failure_text
 from tui.engine.protocol import (
     EngineCrashed,
     FailureKind,
@@ -52,7 +52,7 @@ class EngineStatus:
         if isinstance(event, Loaded):
             return replace(self, phase=Phase.READY, progress=1.0, facts=event.facts, message="")
         if isinstance(event, LoadFailed):
-            return replace(self, phase=Phase.FAILED, facts=None, message=event.message)
+            return replace(self, phase=Phase.FAILED, facts=None, message=failure_text(event))
         if isinstance(event, EngineCrashed):
             detail = f"{event.describe()} {advice(FailureKind.CRASHED)}"
             return replace(self, phase=Phase.CRASHED, facts=None, message=detail)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tui.engine.client import EngineClient, EngineError
 from tui.engine.engine_like import EngineLike
+from tui.engine.errors import failure_text
 from tui.engine.load_service import LoadService
 from tui.engine.protocol import Loaded
 from tui.engine.settings import compact
@@ -144,7 +145,7 @@ async def _measure(client: EngineLike, c: Candidate, stop: asyncio.Event,
     predicted = tuple(g.total for g in c.estimate.gpus)
     result = await (loads.load(c.settings, predicted) if loads else client.load(c.settings))
     if not isinstance(result, Loaded):
-        return Measurement(c, ok=False, error=result.message, failure_kind=result.kind)
+        return Measurement(c, ok=False, error=failure_text(result), failure_kind=result.kind)
     facts = result.facts
     m = Measurement(c, ok=True, load_seconds=facts.load_seconds,
                     vram_bytes_per_gpu=tuple(facts.vram_bytes_per_gpu))

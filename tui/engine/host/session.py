@@ -14,7 +14,7 @@ from types import ModuleType
 
 import psutil
 
-from tui.engine.errors import classify_load_log, describe_failure
+from tui.engine.errors import classify_load_log
 from tui.engine.host.bench import run_bench, run_depth_bench
 from tui.engine.host.channel import Channel
 from tui.engine.host.devices import list_devices
@@ -152,7 +152,7 @@ class EngineSession:
             self.channel.send(Unloaded())
 
     def _load_failed(self, kind: FailureKind, detail: str) -> None:
-        self.channel.send(LoadFailed(kind=kind.value, message=describe_failure(kind, detail),
+        self.channel.send(LoadFailed(kind=kind.value, detail=detail,
                                      log_tail=self.channel.tail()))
 
     def _load(self, command: LoadCommand) -> None:
