@@ -188,6 +188,27 @@ def test_tuner_70b_does_not_fit_with_all_layers(snap_compare, model_70b):
     assert snap_compare(_tuner_70b(model_70b, -1), terminal_size=(80, 24), run_before=_open_tuner)
 
 
+def test_plan_70b_for_a_24gb_card(snap_compare, model_70b):
+    """Plan screen at 80x24: every quant of the 70B for the 3090 (23.6 GiB usable), ctx 8k: sizes
+    from llama.cpp's dry runs, layers that fit, speeds from the default bandwidths, published
+    quality, the on-disk mark (●) on Q4_K_M, and the verdicts."""
+    from tui.plan.table import Speeds
+    from tui.screens.plan import PlanScreen
+
+    async def run_before(pilot):
+        await _open_tuner(pilot)
+        tuner = pilot.app.screen
+        pilot.app.push_screen(PlanScreen(str(model_70b), tuner.draft, tuner._budget(),
+                                         use_dry_run=False, speeds=Speeds()))
+        for _ in range(600):
+            await pilot.pause(0.05)
+            if isinstance(pilot.app.screen, PlanScreen) and pilot.app.screen.plans:
+                break
+        await settle(pilot)
+
+    assert snap_compare(_tuner_70b(model_70b, 40), terminal_size=(80, 24), run_before=run_before)
+
+
 def test_terminal_too_small(snap_compare):
     """At 60x15 the app says the terminal is too small and what it needs, not a broken layout."""
     assert snap_compare(app_with(), terminal_size=(60, 15), run_before=settle)

@@ -38,10 +38,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 MARGIN_ARG = f"{FIT_MARGIN_BYTES // 2**20}MiB"
 
 
-def memory_budget(vram: str | None, margin: str, command: str) -> MemoryBudget:
+class NoGpu(ValueError):
+    """No NVIDIA GPU to read and no --vram given (the message says how to plan for one)."""
+
+
+def memory_budget(vram: str | None, margin: str, cpu_only_ok: bool = False) -> MemoryBudget:
     """The budget from the command line: --vram sizes (else the free VRAM NVML reports), the
     GPU overheads measured on this machine, the host RAM available now. ValueError for a bad size;
-    SystemExit naming `command` when there is no GPU and no --vram."""
+    NoGpu when there is no GPU and no --vram (unless `cpu_only_ok`: then a
+    budget of host RAM alone)."""
     gpus, status = NvmlSource().read(memory_only=True)
     names = [g.name for g in gpus]
     if vram:
@@ -50,9 +55,13 @@ def memory_budget(vram: str | None, margin: str, command: str) -> MemoryBudget:
         source = "given with --vram"
     elif gpus:
         sizes, source = tuple(g.memory_free_bytes or 0 for g in gpus), "free VRAM now (NVML)"
+    elif cpu_only_ok:
+        return MemoryBudget(host=host_budget(psutil.virtual_memory().available),
+                            margin=parse_size(margin),
+                            source=f"{status or 'no NVIDIA GPU found'}: the CPU alone")
     else:
-        raise SystemExit(f"vramdeck {command}: {status or 'no NVIDIA GPU found'}; give a budget "
-                         f"with --vram 24GiB to plan for one")
+        raise NoGpu(f"{status or 'no NVIDIA GPU found'}; give a budget with --vram 24GiB to "
+                    f"plan for one")
     return MemoryBudget(gpus=sizes, overheads=OverheadStore().for_gpus(names),
                         host=host_budget(psutil.virtual_memory().available),
                         margin=parse_size(margin), names=tuple(names), source=source)
@@ -83,7 +92,7 @@ def main(args: argparse.Namespace) -> int:
     # llama.cpp's dry runs start now, in their own process; NVML and the host are read meanwhile.
     pending = start_calibration(info, settings, use_dry_run=not args.formula)
     try:
-        budget = memory_budget(args.vram, args.margin, "fit")
+        budget = memory_budget(args.vram, args.margin)
     except ValueError as exc:
         print(f"vramdeck fit: {exc}", file=sys.stderr)
         return 2

@@ -79,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         infos = [load_model_info(m) for m in args.models]
         time_budget = parse_duration(args.time_budget)
-        budget = memory_budget(args.vram, args.margin, "tune")
+        budget = memory_budget(args.vram, args.margin)
     except (GgufError, ValueError) as exc:
         print(f"vramdeck tune: {exc}", file=sys.stderr)
         return 2

@@ -83,6 +83,7 @@ class GgufHeader:
     expected_size: int
     """Bytes the file must have for every tensor to be present."""
     extra: dict[str, Any] = field(default_factory=dict)
+    """kv_end: where the metadata ends and the tensor table starts (byte offset)."""
 
     @property
     def truncated(self) -> bool:
@@ -109,12 +110,15 @@ def tensor_nbytes(ggml_type: int, shape: tuple[int, ...]) -> int:
 
 
 class _Cursor:
-    def __init__(self, buf: mmap.mmap | bytes, size: int):
+    def __init__(self, buf: mmap.mmap | bytes, size: int, file_size: int | None = None):
+        """`size` bytes of `buf` are here; the file has `file_size` (more, for a range read)."""
         self.buf, self.size, self.pos = buf, size, 0
+        self.file_size = size if file_size is None else max(size, file_size)
 
     @property
     def left(self) -> int:
-        return self.size - self.pos
+        """Bytes the rest of the file has: what any count must fit in."""
+        return self.file_size - self.pos
 
     def need(self, n: int) -> None:
         if n < 0 or self.pos + n > self.size:
@@ -152,10 +156,11 @@ class _Cursor:
                 self.pos = pos
                 self.need(8)
             pos += 8 + unpack_from("<Q", buf, pos)[0]
-            if pos > size:
-                self.pos = pos - size  # for the message only
+            if pos > self.file_size:
                 raise GgufError("corrupt", "a string in an array runs past the end of the file: "
                                            "truncated or damaged")
+            if pos > size:  # past what was read of a larger file: read more
+                self.need(pos - self.pos)
         self.pos = pos
 
     def value(self, vtype: int, depth: int = 0) -> Any:
@@ -255,7 +260,7 @@ def _shown(value: Any) -> str:
 
 def _parse(path: str, buf: mmap.mmap | bytes, size: int, file_size: int) -> GgufHeader:
     """`size` bytes of `buf` hold the header (or all) of a file of `file_size` bytes."""
-    c = _Cursor(buf, size)
+    c = _Cursor(buf, size, file_size)
     c.pos = 4
     version = c.unpack("<I")
     if version not in (2, 3):
@@ -268,6 +273,7 @@ def _parse(path: str, buf: mmap.mmap | bytes, size: int, file_size: int) -> Gguf
     for _ in range(n_kv):
         key = c.string(MAX_KEY_BYTES, "key")
         metadata[key] = c.value(c.unpack("<I"))
+    kv_end = c.pos
     raw_tensors = []
     for _ in range(n_tensors):
         name = c.string(MAX_NAME_BYTES, "tensor name")
@@ -283,7 +289,8 @@ def _parse(path: str, buf: mmap.mmap | bytes, size: int, file_size: int) -> Gguf
     tensors = tuple(TensorInfo(n, s, t, o, tensor_nbytes(t, s)) for n, s, t, o in raw_tensors)
     end = max((t.offset + t.n_bytes for t in tensors), default=0)
     return GgufHeader(path=path, file_size=file_size, version=version, metadata=metadata,
-                      tensors=tensors, data_offset=data_offset, expected_size=data_offset + end)
+                      tensors=tensors, data_offset=data_offset, expected_size=data_offset + end,
+                      extra={"kv_end": kv_end})
 
 
 def check_model_file(path: str | os.PathLike[str]) -> GgufHeader:
@@ -306,3 +313,25 @@ def file_type_name(file_type: int | None) -> str:
     except ValueError:
         return f"type{file_type}"
     return name.removeprefix("MOSTLY_").replace("ALL_F32", "F32")
+
+
+def write_sparse(source_head: bytes, header: GgufHeader, out: str | os.PathLike[str]) -> None:
+    """A GGUF with `source_head`'s metadata (its first header.extra["kv_end"] bytes, copied as
+    they are) and `header`'s tensor table, whose data is a hole: the file is as long as the tensors
+    need but takes a few MB of disk. llama.cpp reads its header as a real file's (fit, dry runs)."""
+    kv_end = header.extra["kv_end"]
+    alignment = header.metadata.get("general.alignment", DEFAULT_ALIGNMENT) or DEFAULT_ALIGNMENT
+    table = bytearray()
+    for t in header.tensors:
+        name = t.name.encode()
+        table += struct.pack("<Q", len(name)) + name + struct.pack("<I", len(t.shape))
+        table += b"".join(struct.pack("<Q", d) for d in t.shape)
+        table += struct.pack("<IQ", t.ggml_type, t.offset)
+    head = bytearray(source_head[:kv_end])
+    head[8:16] = struct.pack("<Q", len(header.tensors))
+    head += table
+    head += b"\0" * (-len(head) % alignment)
+    end = max((t.offset + t.n_bytes for t in header.tensors), default=0)
+    with open(out, "wb") as f:
+        f.write(head)
+        f.truncate(len(head) + -(-end // alignment) * alignment)

@@ -29,7 +29,9 @@ from tui.models.gguf_info import GgufError
 from tui.models.model_info import ModelInfo, load_model_info
 from tui.profiles.tried import TriedConfig
 from tui.safe_text import terminal_safe
+from tui.screens.ask import AskTextScreen
 from tui.screens.open_model import OpenModelScreen
+from tui.screens.plan import PlanScreen
 from tui.screens.profiles import ProfilesScreen
 from tui.screens.status_binding import follow_app_status
 from tui.screens.tried import TriedScreen
@@ -84,6 +86,7 @@ class TunerScreen(VramdeckScreen):
         Binding("p", "profiles", "Profiles", id="tuner.profiles"),
         Binding("t", "tried", "Tried", id="tuner.tried"),
         Binding("T", "auto_tune", "Auto-tune", show=False, id="tuner.tune"),
+        Binding("P", "plan", "Plan quants", show=False, id="tuner.plan"),
         Binding("D", "depth_bench", "Speed vs context", show=False, id="tuner.depth"),
         Binding("l", "toggle_layer_map", "Layer map", show=False, id="tuner.layer-map"),
         Binding("k", "kv_type", "Cycle KV type", show=False, id="tuner.kv"),
@@ -513,6 +516,22 @@ class TunerScreen(VramdeckScreen):
             if name:
                 self.app.profiles.open_profile(name)
         self.app.push_screen(ProfilesScreen(self.app.profile_store), chosen)
+
+    def action_plan(self) -> None:
+        """Every quant of a model before the download (P): the draft's model by default."""
+        def chosen(source: str | None) -> None:
+            if not source:
+                return
+            base = self.draft or LoadSettings(model_path="")
+
+            def opened(settings: LoadSettings | None) -> None:
+                if settings is not None:
+                    self.set_draft(settings)
+            self.app.push_screen(PlanScreen(source, base, self._budget(), self.app.use_dry_run), opened)
+
+        self.app.push_screen(AskTextScreen(
+            "Plan which model? A GGUF path, an Ollama tag or a Hugging Face repo id:",
+            self.draft.model_path if self.draft else ""), chosen)
 
     def action_auto_tune(self) -> None:
         """Measure what fits (T): the app's engine loads each candidate, then the chosen one."""

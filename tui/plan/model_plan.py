@@ -1,0 +1,50 @@
+"""One model's plan: its source, every quant's row, the verdicts, and where each figure came from.
+
+llama.cpp's dry runs (the quant sizes, and KV/compute at the chosen context) start first and run
+side by side in child processes; the rest is arithmetic on their answers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tui.engine.settings import LoadSettings
+from tui.fit.budget import MemoryBudget
+from tui.fit.calibration import start_calibration
+from tui.plan.quants import PLAN_TYPES
+from tui.plan.sizes import quant_targets
+from tui.plan.sources import PlanSource
+from tui.plan.table import QuantRow, Speeds, Verdict, plan_rows, verdicts
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    source: PlanSource
+    base: LoadSettings
+    rows: list[QuantRow]
+    refused: dict[str, str]
+    verdicts: list[Verdict]
+    speeds: Speeds
+    calibration_source: str
+    on_disk: dict[str, Path] = field(default_factory=dict)
+    in_repo: dict[str, int] = field(default_factory=dict)
+    """Quants the source's repo has, with their listed size in bytes."""
+    seconds: float = 0.0
+
+
+def make_plan(source: PlanSource, base: LoadSettings, budget: MemoryBudget, speeds: Speeds,
+              min_tps: float | None = None, quants: tuple[str, ...] = PLAN_TYPES,
+              on_disk: dict[str, Path] | None = None, use_dry_run: bool = True) -> ModelPlan:
+    started = time.perf_counter()
+    base = base.with_changes(model_path=str(source.gguf))
+    pending = start_calibration(source.info, base, use_dry_run)  # its child starts now
+    targets = quant_targets(source.gguf, quants)
+    calibration = pending()
+    rows, refused = plan_rows(targets, base, calibration, budget, speeds)
+    in_repo = {m.quant: m.size for m in source.remote.models} if source.remote else {}
+    return ModelPlan(source=source, base=base, rows=rows, refused=refused,
+                     verdicts=verdicts(rows, min_tps), speeds=speeds,
+                     calibration_source=calibration.source, on_disk=dict(on_disk or {}),
+                     in_repo=in_repo, seconds=time.perf_counter() - started)

@@ -1,0 +1,219 @@
+"""The Plan screen (P in the Tuner, or the palette): every quant of a model before the download:
+size, layers that fit this machine, predicted speed, published quality, the verdicts; s sorts,
+c compares another model, f fetches the highlighted quant, Enter opens it in the Tuner."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Footer, Label
+
+from tui.engine.settings import LoadSettings
+from tui.fit.budget import MemoryBudget
+from tui.plan.bandwidth import machine_speeds
+from tui.plan.hub import HubError, Progress, pull
+from tui.plan.model_plan import ModelPlan, make_plan
+from tui.plan.sizes import QuantSizeError
+from tui.plan.sources import SourceError, local_quants, resolve
+from tui.plan.table import QuantRow, Speeds
+from tui.safe_text import terminal_safe
+from tui.screens.ask import AskTextScreen
+from tui.screens.typed import VramdeckModal
+from tui.units import format_bytes
+
+SORTS = (("order", "largest first"), ("tg", "fastest first"), ("size", "smallest first"),
+         ("quality", "most bits per weight first"))
+
+
+def sorted_rows(rows: list[tuple[ModelPlan, QuantRow]], by: str) -> list[tuple[ModelPlan, QuantRow]]:
+    if by == "tg":
+        return sorted(rows, key=lambda pr: -pr[1].tg_tokens_per_s)
+    if by == "size":
+        return sorted(rows, key=lambda pr: pr[1].file_bytes)
+    if by == "quality":
+        return sorted(rows, key=lambda pr: -pr[1].bits_per_weight)
+    return list(rows)
+
+
+def quality_cell(r: QuantRow) -> str:
+    """The published perplexity increase (llama.cpp's, at Llama-3-8B), short; imatrix types marked."""
+    q = r.quality
+    text = f"{q.ppl_increase:+.4f}" if q.ppl_increase is not None else "-"
+    return text + (" imatrix" if r.needs_imatrix else "")
+
+
+class PlanScreen(VramdeckModal[LoadSettings | None]):
+    """Dismisses with the settings to open in the Tuner (a fetched or local quant), or None."""
+
+    BINDINGS = [
+        Binding("escape,q", "dismiss(None)", "Close", id="plan.close"),
+        Binding("s", "sort", "Sort", id="plan.sort"),
+        Binding("c", "compare", "Compare", id="plan.compare"),
+        Binding("f", "fetch", "Fetch", id="plan.fetch"),
+        Binding("enter,o", "open", "Open", id="plan.open"),
+    ]
+
+    def __init__(self, source: str, base: LoadSettings, budget: MemoryBudget,
+                 use_dry_run: bool = True, speeds: Speeds | None = None) -> None:
+        """`speeds`: the bandwidths to predict with (None: this machine's, probed once)."""
+        super().__init__()
+        self.sources = [source]
+        self.base, self.budget, self.use_dry_run = base, budget, use_dry_run
+        self.speeds = speeds
+        self.plans: list[ModelPlan] = []
+        self.sort = "order"
+        self.shown: list[tuple[ModelPlan, QuantRow]] = []
+        self._scratch = tempfile.TemporaryDirectory(prefix="vramdeck-plan-")
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="table-box"):
+            yield Label("", id="plan-title", markup=False)
+            yield DataTable(cursor_type="row", zebra_stripes=True)
+            yield Label("", id="plan-verdicts", markup=False)
+            yield Label("", id="plan-status", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("quant", "file", "GPU layers", "max ctx", "tg/s",
+                                              "pp/s", "+ppl")
+        self.query_one("#plan-title", Label).update(f"Planning {terminal_safe(self.sources[0])}…")
+        self.make(self.sources[0])
+        self.query_one(DataTable).focus()
+
+    def on_unmount(self) -> None:
+        self._scratch.cleanup()
+
+    def _status(self, text: str) -> None:
+        self.query_one("#plan-status", Label).update(terminal_safe(text))
+
+    @work(thread=True, exclusive=True, group="plan", exit_on_error=False)
+    def make(self, source: str) -> None:
+        app = self.app
+        app.call_from_thread(self._status, "Reading the model's header and asking llama.cpp for "
+                                           "every quant's size…")
+        try:
+            resolved = resolve(source, Path(self._scratch.name))
+            speeds = self.speeds or Speeds.measured(machine_speeds())
+            plan = make_plan(resolved, self.base, self.budget, speeds, None,
+                             on_disk=local_quants(resolved, app.model_locations),
+                             use_dry_run=self.use_dry_run)
+        except (SourceError, HubError, QuantSizeError, OSError) as exc:
+            app.call_from_thread(self._status, f"✗ {exc}")
+            return
+        app.call_from_thread(self._planned, plan)
+
+    def _planned(self, plan: ModelPlan) -> None:
+        self.plans.append(plan)
+        names = " vs ".join(Path(p.source.label).name for p in self.plans)
+        budget = ", ".join(format_bytes(b or 0) for b in self.budget.gpus) or "CPU only"
+        self.query_one("#plan-title", Label).update(terminal_safe(
+            f"{names} · {budget} · ctx {self.base.n_ctx:,} · KV {self.base.type_k} · fa "
+            f"{self.base.flash_attn}"))
+        self.refill()
+        lines = []
+        for p in self.plans:
+            for v in p.verdicts:
+                what = (f"{v.row.quant} {v.row.n_gpu_layers}/{v.row.n_layers} layers, "
+                        f"{v.row.tg_tokens_per_s:.1f} tok/s") if v.row else "none"
+                lines.append(f"{p.source.label if len(self.plans) > 1 else ''} {v.label}: {what}".strip())
+        self.query_one("#plan-verdicts", Label).update(terminal_safe("\n".join(lines[:4]),
+                                                                     multiline=True))
+        s = plan.speeds.sources
+        self._status(f"speeds: CPU {s.get('cpu', 'default')}, GPU "
+                     f"{s.get('gpu', 'default')} · f fetches, Enter opens, c compares, s sorts")
+
+    def refill(self) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        rows = [(p, r) for p in self.plans for r in p.rows]
+        self.shown = sorted_rows(rows, self.sort)
+        many = len(self.plans) > 1
+        for p, r in self.shown:
+            layers = (f"{r.n_gpu_layers}/{r.n_layers}" if self.budget.gpus else "CPU") if r.gpu_fits else "none"
+            marks = (" ●" if r.quant in p.on_disk else "") + (" ↓" if r.quant in p.in_repo else "")
+            name = (f"{p.source.info.name[:10]} " if many else "") + r.quant + marks
+            style = "" if r.host_fits else "dim"
+            table.add_row(Text(terminal_safe(name), style=style), format_bytes(r.file_bytes, 1),
+                          layers, f"{r.max_ctx:,}" if r.max_ctx else "-",
+                          f"{r.tg_tokens_per_s:.1f}", f"{r.pp_tokens_per_s:.0f}",
+                          Text(quality_cell(r)))
+
+    def _highlighted(self) -> tuple[ModelPlan, QuantRow] | None:
+        if not self.shown:
+            return None
+        row = self.query_one(DataTable).cursor_row
+        return self.shown[min(max(row, 0), len(self.shown) - 1)]
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()  # Enter on a row: the table takes the key, the screen opens the quant
+        self.action_open()
+
+    def action_sort(self) -> None:
+        keys = [k for k, _ in SORTS]
+        self.sort = keys[(keys.index(self.sort) + 1) % len(keys)]
+        self.refill()
+        self._status(f"sorted: {dict(SORTS)[self.sort]}")
+
+    def action_compare(self) -> None:
+        def chosen(source: str | None) -> None:
+            if source:
+                self.sources.append(source)
+                self.make(source)
+        self.app.push_screen(AskTextScreen("Compare with (a GGUF path, an Ollama tag or a Hugging "
+                                           "Face repo id):"), chosen)
+
+    def action_open(self) -> None:
+        picked = self._highlighted()
+        if picked is None:
+            return
+        plan, row = picked
+        path = plan.on_disk.get(row.quant)
+        if path is None:
+            self.notify(f"{row.quant} is not on this disk: f fetches it first.", severity="warning")
+            return
+        self.dismiss(replace(row.settings, model_path=str(path)))
+
+    def action_fetch(self) -> None:
+        picked = self._highlighted()
+        if picked is None:
+            return
+        plan, row = picked
+        remote = plan.source.remote
+        model = next((m for m in remote.models if m.quant == row.quant), None) if remote else None
+        if model is None:
+            self.notify(f"{plan.source.label} has no {row.quant} file to fetch"
+                        + (" (it is on disk: Enter opens it)." if row.quant in plan.on_disk else "."),
+                        severity="warning")
+            return
+        self.fetch(plan, row, model)
+
+    @work(thread=True, exclusive=True, group="fetch", exit_on_error=False)
+    def fetch(self, plan: ModelPlan, row: QuantRow, model) -> None:
+        app = self.app
+
+        def progress(p: Progress) -> None:
+            eta = f", {p.eta_s:.0f} s left" if p.eta_s is not None else ""
+            app.call_from_thread(self._status, f"↓ {p.filename}: {format_bytes(p.done)} of "
+                                               f"{format_bytes(p.total)}, {format_bytes(p.rate)}/s{eta}")
+        remote = plan.source.remote
+        if remote is None:
+            return
+        try:
+            path = pull(remote, model, progress)
+        except HubError as exc:
+            app.call_from_thread(self._status, f"✗ {exc}")
+            return
+        plan.on_disk[row.quant] = path
+        app.call_from_thread(self._fetched, row, path)
+
+    def _fetched(self, row: QuantRow, path: Path) -> None:
+        self.refill()
+        self._status(f"fetched {path.name}: Enter opens it in the Tuner with the planned settings")
+        self.dismiss(replace(row.settings, model_path=str(path)))
