@@ -76,8 +76,8 @@ def main() -> None:
                                                                 "tg_tokens_per_s", "needs_imatrix")}
                                             for r in plan["rows"]]
         ladder = demo_ladder(Path(tmp))
-    report = {"machine": f"{platform.node()} {platform.processor()} ", "timings": {k: stats(v) for k, v in runs.items()},
-              "tables": tables, "ladder": ladder}
+    report = {"machine": f"{platform.node()} {platform.processor()}",
+              "timings": {k: stats(v) for k, v in runs.items()}, "tables": tables, "ladder": ladder}
     print(json.dumps(report["timings"], indent=2))
     for row in ladder:
         print(f"{row['quant']:8} predicted {row['predicted']:>12,}  real {row['real']:>12,}  "
