@@ -81,3 +81,19 @@ def test_monitor_once_json_and_text_without_a_gpu():
     assert data["gpus"] or data["gpu_status"], "no GPU must be said, not left blank"
     text = vramdeck("monitor", "--once")
     assert text.returncode == 0 and "host: CPU" in text.stdout
+
+
+def test_max_tokens_zero_is_refused_not_ignored():
+    """Was: --max-tokens 0 was silently ignored (0 is falsy) and replies ran to 1024 tokens."""
+    out = vramdeck("--max-tokens", "0", "--model", "/nonexistent.gguf")
+    assert out.returncode == 1 and "max_tokens: must be between 1 and" in out.stderr
+
+
+def test_bench_labels_a_test_with_what_ran(demo_model):
+    """Was: a generation test cut to what the context holds was labelled with what was asked
+    ("tg100000000")."""
+    out = vramdeck("bench", str(demo_model), "--ctx", "256", "--n-prompt", "32", "--n-gen", "100000",
+                   "--repetitions", "1", "--json", timeout=300)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["n_gen"] == 254 and "tg254" in report and "tg100000" not in report
