@@ -83,7 +83,8 @@ class GgufHeader:
     expected_size: int
     """Bytes the file must have for every tensor to be present."""
     extra: dict[str, Any] = field(default_factory=dict)
-    """kv_end: where the metadata ends and the tensor table starts (byte offset)."""
+    """kv_end: where the metadata ends and the tensor table starts (byte offset); kv_spans:
+    (key, start, end) of each metadata entry."""
 
     @property
     def truncated(self) -> bool:
@@ -270,9 +271,12 @@ def _parse(path: str, buf: mmap.mmap | bytes, size: int, file_size: int) -> Gguf
     c.count(n_kv, 8 + 4 + 1, "metadata key", 1 << 20)  # key length, value type, one byte
     c.count(n_tensors, 8 + 4 + 4 + 8, "tensor", 1 << 20)  # name length, dims, type, offset
     metadata: dict[str, Any] = {}
+    spans: list[tuple[str, int, int]] = []
     for _ in range(n_kv):
+        start = c.pos
         key = c.string(MAX_KEY_BYTES, "key")
         metadata[key] = c.value(c.unpack("<I"))
+        spans.append((key, start, c.pos))
     kv_end = c.pos
     raw_tensors = []
     for _ in range(n_tensors):
@@ -290,7 +294,7 @@ def _parse(path: str, buf: mmap.mmap | bytes, size: int, file_size: int) -> Gguf
     end = max((t.offset + t.n_bytes for t in tensors), default=0)
     return GgufHeader(path=path, file_size=file_size, version=version, metadata=metadata,
                       tensors=tensors, data_offset=data_offset, expected_size=data_offset + end,
-                      extra={"kv_end": kv_end})
+                      extra={"kv_end": kv_end, "kv_spans": spans})
 
 
 def check_model_file(path: str | os.PathLike[str]) -> GgufHeader:
@@ -315,11 +319,18 @@ def file_type_name(file_type: int | None) -> str:
     return name.removeprefix("MOSTLY_").replace("ALL_F32", "F32")
 
 
-def write_sparse(source_head: bytes, header: GgufHeader, out: str | os.PathLike[str]) -> None:
+def write_sparse(source_head: bytes, header: GgufHeader, out: str | os.PathLike[str],
+                 drop_keys: tuple[str, ...] = ()) -> None:
     """A GGUF with `source_head`'s metadata (its first header.extra["kv_end"] bytes, copied as
-    they are) and `header`'s tensor table, whose data is a hole: the file is as long as the tensors
-    need but takes a few MB of disk. llama.cpp reads its header as a real file's (fit, dry runs)."""
+    they are, less the keys starting with any of `drop_keys`) and `header`'s tensor table, whose
+    data is a hole: the file is as long as the tensors need but takes a few MB of disk. llama.cpp
+    reads its header as a real file's (fit, dry runs)."""
     kv_end = header.extra["kv_end"]
+    if drop_keys:
+        kept = [(s, e) for key, s, e in header.extra["kv_spans"] if not key.startswith(drop_keys)]
+        source_head = (source_head[:16] + struct.pack("<Q", len(kept))
+                       + b"".join(source_head[s:e] for s, e in kept))
+        kv_end = len(source_head)
     alignment = header.metadata.get("general.alignment", DEFAULT_ALIGNMENT) or DEFAULT_ALIGNMENT
     table = bytearray()
     for t in header.tensors:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tui.engine.client import engine_env
-from tui.models.gguf_info import GgufError, GgufHeader, TensorInfo, read_header, tensor_nbytes
+from tui.models.gguf_info import GgufError, GgufHeader, TensorInfo, read_header, tensor_nbytes, write_sparse
 from tui.models.gguf_tables import GGMLQuantizationType
 from tui.models.model_info import ModelInfo, model_info, split_parts
 from tui.plan.quants import PLAN_TYPES, file_type_id
@@ -65,10 +65,10 @@ def retyped(header: GgufHeader, types: dict[str, str]) -> GgufHeader:
                    file_size=header.data_offset + offset)
 
 
-def _run_child(source: str, ftypes: list[int], timeout: float) -> dict:
+def _run_child(source: str, ftypes: list[int], timeout: float, threads: int = 2) -> dict:
     try:
         done = subprocess.run([sys.executable, "-m", "tui.engine.host.quant_sizes", source,
-                               json.dumps(ftypes)], capture_output=True, text=True,
+                               json.dumps(ftypes), str(threads)], capture_output=True, text=True,
                               timeout=timeout, env=engine_env())
     except subprocess.TimeoutExpired:
         raise QuantSizeError(f"llama.cpp's dry run took more than {timeout:.0f} s") from None
@@ -79,10 +79,21 @@ def _run_child(source: str, ftypes: list[int], timeout: float) -> dict:
         raise QuantSizeError(f"llama.cpp's dry run failed (exit {done.returncode}): {tail}") from None
 
 
+def _lean_copy(parts: list[Path], header: GgufHeader, folder: Path) -> Path:
+    """A sparse copy of the model's header without its tokenizer: llama.cpp's quantize rules look
+    at tensor names, shapes and the hyperparameters, never the vocabulary, and re-reading 128k
+    tokens and 280k merges was most of each dry run's time."""
+    with open(parts[0], "rb") as f:
+        head = f.read(header.data_offset)
+    lean = folder / parts[0].name
+    write_sparse(head, header, lean, drop_keys=("tokenizer.",))
+    return lean
+
+
 def quant_targets(source: str | Path, quants: tuple[str, ...] = PLAN_TYPES,
                   timeout: float = 120.0) -> dict[str, QuantTarget | str]:
     """Each quant's target (or, as a string, why llama.cpp would not make it) from one GGUF of
-    the model. The types are split between two child processes, which run side by side."""
+    the model, from one child process whose two threads share the types."""
     parts = split_parts(source)
     try:
         headers = [read_header(p) for p in parts]
@@ -91,12 +102,9 @@ def quant_targets(source: str | Path, quants: tuple[str, ...] = PLAN_TYPES,
     first = headers[0]
     header = replace(first, tensors=tuple(t for h in headers for t in h.tensors))
     ids = {q: file_type_id(q) for q in quants}
-    halves = [list(ids.values())[0::2], list(ids.values())[1::2]]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        answers = [pool.submit(_run_child, str(parts[0]), half, timeout) for half in halves if half]
-        results: dict = {}
-        for answer in answers:
-            results.update(answer.result())
+    with tempfile.TemporaryDirectory(prefix="vramdeck-plan-") as tmp:
+        lean = _lean_copy(parts, header, Path(tmp)) if len(parts) == 1 else parts[0]
+        results = _run_child(str(lean), list(ids.values()), timeout)
     out: dict[str, QuantTarget | str] = {}
     for quant, ftype in ids.items():
         r = results.get(str(ftype))
