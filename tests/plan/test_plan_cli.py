@@ -49,3 +49,47 @@ def test_pull_lists_the_quants_when_asked_for_none(hub, tmp_path, tiny_llama):
     hub.state.repos["test/tiny-GGUF"] = Repo(files={"tiny-F32.gguf": tiny_llama, "tiny-Q8_0.gguf": tiny_llama})
     out = _run("pull", "test/tiny-GGUF", env={"HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(tmp_path)})
     assert out.returncode == 2 and "which one?" in out.stderr and "test/tiny-GGUF:Q8_0" in out.stderr
+
+
+def test_plan_an_ollama_tag_from_the_local_store(tmp_path, tiny_llama, monkeypatch):
+    from tui.plan.sources import SourceError, resolve
+
+    store = tmp_path / "ollama"
+    manifest = store / "manifests" / "registry.ollama.ai" / "library" / "tiny" / "latest"
+    manifest.parent.mkdir(parents=True)
+    digest = "sha256-" + "1" * 64
+    manifest.write_text(json.dumps({"layers": [{"mediaType": "application/vnd.ollama.image.model",
+                                                 "digest": digest.replace("-", ":")}]}))
+    (store / "blobs").mkdir()
+    (store / "blobs" / digest).write_bytes(tiny_llama.read_bytes())
+    monkeypatch.setenv("OLLAMA_MODELS", str(store))
+    for tag in ("tiny", "tiny:latest"):
+        source = resolve(tag, tmp_path / "scratch")
+        assert source.on_disk == store / "blobs" / digest and source.info.n_layer == 2
+    import pytest
+
+    with pytest.raises(SourceError, match="no such file, Ollama tag"):
+        resolve("absent:7b", tmp_path / "scratch")
+
+
+def test_the_gpu_probe_says_why_it_did_not_run_without_a_gpu():
+    """No GPU here (CI): the plan's GPU figures are the stated default, and it says why."""
+    from tui.plan.bandwidth import gpu_bandwidth
+    from tui.plan.bandwidth import probe as host_probe
+    from tui.plan.table import Speeds
+
+    measured, why = gpu_bandwidth()
+    assert measured is None and why
+    speeds = Speeds.measured(host_probe(), measured, why)
+    assert speeds.sources["gpu"].startswith("default 700 GB/s (") and why in speeds.sources["gpu"]
+
+
+def test_measure_gives_the_quants_on_disk_their_own_perplexity(quant_ladder):
+    out = _run("plan", str(quant_ladder["Q8_0"]), "--vram", "24GiB", "--types", "Q8_0,Q2_K,IQ2_XXS",
+               "--models-dir", str(quant_ladder["Q8_0"].parent), "--measure", "--json", timeout=300)
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)["plans"][0]
+    measured = plan["measured_perplexity"]
+    assert set(measured) == {"Q8_0", "Q2_K"}, "the quants planned and on disk, no others"
+    assert all(isinstance(v, float) and v > 1 for v in measured.values())
+    assert measured["Q2_K"] > measured["Q8_0"]

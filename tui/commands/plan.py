@@ -13,8 +13,10 @@ from pathlib import Path
 from tui.commands.fit import MARGIN_ARG, memory_budget
 from tui.engine.settings import KV_TYPES, LoadSettings
 from tui.fit.budget import MemoryBudget
-from tui.plan.bandwidth import machine_speeds
+from tui.models.discovery import default_locations
+from tui.plan.bandwidth import gpu_bandwidth, machine_speeds
 from tui.plan.hub import HubError
+from tui.plan.measure import measured_perplexity
 from tui.plan.model_plan import ModelPlan, make_plan
 from tui.plan.quants import PLAN_TYPES
 from tui.plan.sizes import QuantSizeError
@@ -34,6 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--types", help=f"quant types to plan (default all: {','.join(PLAN_TYPES)})")
     p.add_argument("--margin", default=MARGIN_ARG)
     p.add_argument("--formula", action="store_true", help="KV/compute from the formula, no dry run")
+    p.add_argument("--models-dir", action="append", default=None,
+                   help="where to look for other quants of the model on disk (default ~/models)")
+    p.add_argument("--measure", action="store_true",
+                   help="also measure the perplexity of each quant on disk (a load each)")
     p.add_argument("--json", action="store_true")
 
 
@@ -53,6 +59,7 @@ def plan_json(p: ModelPlan) -> dict:
             "speeds": asdict(p.speeds), "seconds": round(p.seconds, 3),
             "rows": [_row_json(r) for r in p.rows], "refused": p.refused,
             "on_disk": {k: str(v) for k, v in p.on_disk.items()}, "in_repo": p.in_repo,
+            "measured_perplexity": p.measured,
             "verdicts": [{"label": v.label, "quant": v.row.quant if v.row else None, "why": v.why}
                          for v in p.verdicts]}
 
@@ -75,7 +82,9 @@ def table_lines(plans: list[ModelPlan], budget: MemoryBudget) -> list[str]:
             if not r.host_fits:
                 notes.append("RAM too small")
             if r.quant in p.on_disk:
-                notes.append("on disk")
+                measured = p.measured.get(r.quant)
+                notes.append(f"on disk, ppl {measured:.2f} here" if isinstance(measured, float)
+                             else "on disk")
             if r.quant in p.in_repo:
                 notes.append("in repo")
             if r.bound == "CPU compute":
@@ -100,14 +109,20 @@ def main(args: argparse.Namespace) -> int:
         print(f"vramdeck plan: {exc}", file=sys.stderr)
         return 2
     machine = machine_speeds()
-    speeds = Speeds.measured(machine)
+    gpu_bw, gpu_source = gpu_bandwidth() if budget.gpus else (None, "planning for the CPU")
+    speeds = Speeds.measured(machine, gpu_bw, gpu_source)
     plans = []
     with tempfile.TemporaryDirectory(prefix="vramdeck-plan-") as scratch:
         for source in args.sources:
             try:
                 resolved = resolve(source, Path(scratch))
-                plans.append(make_plan(resolved, base, budget, speeds, args.min_tps, quants,
-                                       local_quants(resolved), use_dry_run=not args.formula))
+                plan = make_plan(resolved, base, budget, speeds, args.min_tps, quants,
+                                 local_quants(resolved, default_locations(args.models_dir)),
+                                 use_dry_run=not args.formula)
+                if args.measure:
+                    on_disk = {q: p for q, p in plan.on_disk.items() if q in {r.quant for r in plan.rows}}
+                    plan.measured.update(measured_perplexity(on_disk, base))
+                plans.append(plan)
             except (SourceError, HubError, QuantSizeError) as exc:
                 print(f"vramdeck plan: {exc}", file=sys.stderr)
                 return 1

@@ -113,3 +113,68 @@ def machine_speeds(path: Path | None = None, fresh: bool = False) -> MachineSpee
     except OSError:
         pass  # measured again next time
     return speeds
+
+
+GPU_PROBE_SHAPE = "Llama-3-8B-shaped Q4_K_M (4.6 GB, a sparse file)"
+
+
+def gpu_bandwidth(path: Path | None = None) -> tuple[float | None, str]:
+    """The GPU's effective weight-streaming bandwidth, through the engine: a fully offloaded
+    sparse 8B-shaped Q4_K_M, bytes read per token times the tokens per second it generates (an
+    H200 gives ~1,270 GB/s this way). Measured once per machine and remembered; (None, why) when
+    there is no GPU, the build cannot offload, or the probe does not fit."""
+    from tui.monitor.nvml import NvmlSource
+
+    gpus, status = NvmlSource().read(memory_only=True)
+    if not gpus:
+        return None, status or "no NVIDIA GPU"
+    path = path or cache_path()
+    key = machine_key() + "|" + gpus[0].name
+    try:
+        data = json.loads(read_regular_text(path, 1 << 16))
+        if isinstance(data, dict) and data.get("gpu_machine") == key and data.get("gpu_bandwidth"):
+            return float(data["gpu_bandwidth"]), f"measured through the engine ({data.get('gpu_measured_at')})"
+    except (OSError, ValueError, TypeError, RecursionError):
+        data = {}
+    measured, why = _probe_gpu()
+    if measured is None:
+        return None, why
+    data = data if isinstance(data, dict) else {}
+    data.update(gpu_machine=key, gpu_bandwidth=measured, gpu_measured_at=time.strftime("%Y-%m-%d"))
+    try:
+        write_atomically(path, json.dumps(data))
+    except OSError:
+        pass
+    return measured, f"measured through the engine ({data['gpu_measured_at']})"
+
+
+def _probe_gpu() -> tuple[float | None, str]:
+    import asyncio
+    import tempfile
+
+    from tui.engine.client import EngineClient
+    from tui.engine.protocol import Loaded
+    from tui.engine.settings import ALL_LAYERS, LoadSettings
+    from tui.fit.speed import bytes_per_token
+    from tui.models.model_info import load_model_info
+    from tui.models.synthetic import LLAMA3_8B, write_sparse_llama
+
+    async def run(model: Path) -> tuple[float | None, str]:
+        client = EngineClient()
+        try:
+            loaded = await client.load(LoadSettings(model_path=str(model), n_gpu_layers=ALL_LAYERS,
+                                                    n_ctx=512, flash_attn="on"))
+            if not isinstance(loaded, Loaded):
+                return None, f"the probe model did not load ({loaded.kind})"
+            if not (client.hello and client.hello.gpu_offload):
+                return None, "this llama.cpp build cannot offload to the GPU"
+            bench = await client.bench(0, 64, 3)
+        finally:
+            await client.stop()
+        tg = sorted(bench.tg_tokens_per_s)[len(bench.tg_tokens_per_s) // 2] if bench.tg_tokens_per_s else 0
+        gpu_bytes, _ = bytes_per_token(load_model_info(model), LoadSettings(model_path=str(model)), 1)
+        return (gpu_bytes * tg, "measured") if tg else (None, "the probe generated nothing")
+
+    with tempfile.TemporaryDirectory(prefix="vramdeck-probe-") as tmp:
+        model = write_sparse_llama(Path(tmp) / "probe-Q4_K_M.gguf", LLAMA3_8B, "Q4_K_M")
+        return asyncio.run(run(model))

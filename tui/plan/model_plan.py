@@ -31,6 +31,8 @@ class ModelPlan:
     on_disk: dict[str, Path] = field(default_factory=dict)
     in_repo: dict[str, int] = field(default_factory=dict)
     """Quants the source's repo has, with their listed size in bytes."""
+    measured: dict[str, float | str] = field(default_factory=dict)
+    """The user's own perplexity of each quant on disk (the shipped text), when measured."""
     seconds: float = 0.0
 
 

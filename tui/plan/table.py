@@ -31,12 +31,13 @@ class Speeds:
     sources: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def measured(cls, machine: MachineSpeeds, gpu_bandwidth: float | None = None) -> "Speeds":
+    def measured(cls, machine: MachineSpeeds, gpu_bandwidth: float | None = None,
+                 gpu_source: str = "not probed") -> "Speeds":
         return cls(gpu_bandwidth=gpu_bandwidth or DEFAULT_GPU_BW,
                    cpu_bandwidth=machine.host_read_bytes_per_s, cpu_flops=machine.cpu_kernel_flops,
                    sources={"cpu": f"measured on this machine ({machine.measured_at})",
-                            "gpu": ("measured" if gpu_bandwidth else
-                                    f"default {DEFAULT_GPU_BW / 1e9:.0f} GB/s (not probed)")})
+                            "gpu": (gpu_source if gpu_bandwidth else
+                                    f"default {DEFAULT_GPU_BW / 1e9:.0f} GB/s ({gpu_source})")})
 
 
 @dataclass(frozen=True)

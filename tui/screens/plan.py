@@ -17,8 +17,9 @@ from textual.widgets import DataTable, Footer, Label
 
 from tui.engine.settings import LoadSettings
 from tui.fit.budget import MemoryBudget
-from tui.plan.bandwidth import machine_speeds
+from tui.plan.bandwidth import gpu_bandwidth, machine_speeds
 from tui.plan.hub import HubError, Progress, pull
+from tui.plan.measure import measured_perplexity
 from tui.plan.model_plan import ModelPlan, make_plan
 from tui.plan.sizes import QuantSizeError
 from tui.plan.sources import SourceError, local_quants, resolve
@@ -42,10 +43,13 @@ def sorted_rows(rows: list[tuple[ModelPlan, QuantRow]], by: str) -> list[tuple[M
     return list(rows)
 
 
-def quality_cell(r: QuantRow) -> str:
-    """The published perplexity increase (llama.cpp's, at Llama-3-8B), short; imatrix types marked."""
+def quality_cell(r: QuantRow, measured: float | str | None = None) -> str:
+    """The published perplexity increase (llama.cpp's, at Llama-3-8B), short; imatrix types
+    marked; the perplexity measured here on the shipped text, for a file on disk (m)."""
     q = r.quality
     text = f"{q.ppl_increase:+.4f}" if q.ppl_increase is not None else "-"
+    if isinstance(measured, float):
+        text += f" · ppl {measured:.2f} here"
     return text + (" imatrix" if r.needs_imatrix else "")
 
 
@@ -57,6 +61,7 @@ class PlanScreen(VramdeckModal[LoadSettings | None]):
         Binding("s", "sort", "Sort", id="plan.sort"),
         Binding("c", "compare", "Compare", id="plan.compare"),
         Binding("f", "fetch", "Fetch", id="plan.fetch"),
+        Binding("m", "measure", "Measure on disk", id="plan.measure"),
         Binding("enter,o", "open", "Open", id="plan.open"),
     ]
 
@@ -100,7 +105,10 @@ class PlanScreen(VramdeckModal[LoadSettings | None]):
                                            "every quant's size…")
         try:
             resolved = resolve(source, Path(self._scratch.name))
-            speeds = self.speeds or Speeds.measured(machine_speeds())
+            speeds = self.speeds
+            if speeds is None:
+                gpu_bw, why = gpu_bandwidth() if self.budget.gpus else (None, "planning for the CPU")
+                speeds = Speeds.measured(machine_speeds(), gpu_bw, why)
             plan = make_plan(resolved, self.base, self.budget, speeds, None,
                              on_disk=local_quants(resolved, app.model_locations),
                              use_dry_run=self.use_dry_run)
@@ -143,7 +151,7 @@ class PlanScreen(VramdeckModal[LoadSettings | None]):
             table.add_row(Text(terminal_safe(name), style=style), format_bytes(r.file_bytes, 1),
                           layers, f"{r.max_ctx:,}" if r.max_ctx else "-",
                           f"{r.tg_tokens_per_s:.1f}", f"{r.pp_tokens_per_s:.0f}",
-                          Text(quality_cell(r)))
+                          Text(quality_cell(r, p.measured.get(r.quant))))
 
     def _highlighted(self) -> tuple[ModelPlan, QuantRow] | None:
         if not self.shown:
@@ -179,6 +187,24 @@ class PlanScreen(VramdeckModal[LoadSettings | None]):
             self.notify(f"{row.quant} is not on this disk: f fetches it first.", severity="warning")
             return
         self.dismiss(replace(row.settings, model_path=str(path)))
+
+    def action_measure(self) -> None:
+        """Perplexity of every planned quant on disk, on the shipped text (a load each)."""
+        if not any(q in p.on_disk for p in self.plans for q in (r.quant for r in p.rows)):
+            self.notify("No quant of this plan is on disk: f fetches one.", severity="warning")
+            return
+        self.measure()
+
+    @work(thread=True, exclusive=True, group="measure", exit_on_error=False)
+    def measure(self) -> None:
+        app = self.app
+        for plan in self.plans:
+            planned = {r.quant for r in plan.rows}
+            on_disk = {q: path for q, path in plan.on_disk.items() if q in planned}
+            app.call_from_thread(self._status, f"Measuring perplexity of {', '.join(on_disk)}…")
+            plan.measured.update(measured_perplexity(on_disk, self.base))
+        app.call_from_thread(self.refill)
+        app.call_from_thread(self._status, "measured: ppl on the shipped text, this machine")
 
     def action_fetch(self) -> None:
         picked = self._highlighted()
