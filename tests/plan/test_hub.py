@@ -171,3 +171,49 @@ def test_a_header_larger_than_the_first_range_is_read_in_more_ranges(hub, tmp_pa
                                                    sha256={"m-Q2_K.gguf": "c" * 64})
     source = resolve("test/big-header-GGUF", tmp_path)
     assert source.info.n_layer == 80 and len(hub.state.ranges) >= 2
+
+
+def test_a_disk_that_fills_up_mid_download_keeps_the_partial_and_says_so(hub, tmp_path, tiny_llama,
+                                                                         monkeypatch):
+    """ENOSPC halfway: a sentence, the partial kept under .incomplete (never a .gguf), and the next
+    pull resumes from it."""
+    import builtins
+    import errno
+
+    hub.state.repos["test/tiny-GGUF"] = Repo(files={"tiny-F32.gguf": tiny_llama})
+    repo = list_repo("test/tiny-GGUF")
+    real_open = builtins.open
+
+    class FillsUp:
+        def __init__(self, f):
+            self.f, self.written = f, 0
+
+        def write(self, data):
+            if self.written > 300_000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.written += len(data)
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.f.__exit__(*exc)
+
+    def full_open(path, mode="r", *args, **kwargs):
+        f = real_open(path, mode, *args, **kwargs)
+        return FillsUp(f) if str(path).endswith(".incomplete") else f
+
+    monkeypatch.setattr(builtins, "open", full_open)
+    with pytest.raises(HubError, match="disk filled up.*partial file is kept"):
+        pull(repo, repo.models[0])
+    monkeypatch.setattr(builtins, "open", real_open)
+    blobs = tmp_path / "hf-cache" / "models--test--tiny-GGUF" / "blobs"
+    partial = list(blobs.glob("*.incomplete"))
+    assert len(partial) == 1 and 0 < partial[0].stat().st_size < tiny_llama.stat().st_size
+    assert not list(blobs.glob("*.gguf")) and not (blobs.parent / "snapshots").exists()
+    path = pull(repo, repo.models[0])
+    assert path.read_bytes() == tiny_llama.read_bytes()
