@@ -15,6 +15,7 @@ from tui.engine.protocol import Loaded
 from tui.engine.settings import MAX_CTX, LoadSettings
 from tui.engine.status import cpu_only_warning
 from tui.fit.overhead import remember_from_load
+from tui.monitor.contention import ContentionMeter
 from tui.monitor.nvml import NvmlSource
 from tui.units import format_bytes
 
@@ -33,7 +34,9 @@ async def run_bench(settings: LoadSettings, n_prompt: int, n_gen: int, repetitio
         if not isinstance(result, Loaded):
             return {"error": failure_text(result), "kind": result.kind, "detail": result.detail,
                     "log_tail": list(result.log_tail)}
+        meter = ContentionMeter(client.pid).start()
         bench = await client.bench(n_prompt, n_gen, repetitions)
+        contention = meter.stop()
         depth_tg = (await client.bench(n_prompt, n_gen, 1, depths)).depth_tg if depths else ()
         gpus, _ = NvmlSource().read()
         remember_from_load(result.facts.vram_bytes_per_gpu, result.facts.buffers, [g.name for g in gpus])
@@ -49,6 +52,7 @@ async def run_bench(settings: LoadSettings, n_prompt: int, n_gen: int, repetitio
             f"pp{bench.n_prompt}": summary(bench.pp_tokens_per_s),
             f"tg{bench.n_gen}": summary(bench.tg_tokens_per_s),
             "tg_by_depth": [{"depth": d, "tg_tokens_per_s": tg} for d, tg in depth_tg],
+            "contention": {"other_cores": contention.other_cores, "warning": contention.warning},
         }
     finally:
         await client.stop()
@@ -116,6 +120,8 @@ def main(args: argparse.Namespace) -> int:
         return 1
     if report["warning"]:
         print(f"WARNING: {report['warning']}", file=sys.stderr)
+    if report["contention"]["warning"]:
+        print(f"WARNING: {report['contention']['warning']}", file=sys.stderr)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

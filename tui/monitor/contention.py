@@ -1,0 +1,68 @@
+"""Whether other processes competed for the CPU while a benchmark ran.
+
+llama.cpp's threads spin against each other when the cores are oversubscribed: on the 2-core VM,
+one busy process elsewhere took generation from ~150 to ~6 tok/s. A benchmark notes the CPU time
+the whole machine spent busy, less the engine's and this process's own, over its wall time: the
+cores other processes kept busy. Above OTHER_CORES_WARN the figures are not the machine's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import psutil
+
+OTHER_CORES_WARN = 0.25
+"""A quarter of a core, on average, kept busy by other processes."""
+
+
+def _busy_seconds() -> float:
+    t = psutil.cpu_times()
+    idle = t.idle + getattr(t, "iowait", 0.0)
+    return sum(t) - idle - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
+
+
+def _process_seconds(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        t = psutil.Process(pid).cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+    except psutil.Error:
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Contention:
+    other_cores: float
+    """Cores other processes kept busy, on average, while the benchmark ran."""
+    seconds: float
+
+    @property
+    def warning(self) -> str:
+        if self.other_cores < OTHER_CORES_WARN:
+            return ""
+        return (f"other processes kept {self.other_cores:.1f} of {psutil.cpu_count() or 1} cores busy "
+                f"during the benchmark: llama.cpp slows down sharply when its threads compete, so "
+                f"these figures are low. Stop the other load, or run with fewer threads.")
+
+
+class ContentionMeter:
+    """start() before the work, stop() after: the Contention over that span."""
+
+    def __init__(self, engine_pid: int | None):
+        self.engine_pid = engine_pid
+
+    def start(self) -> "ContentionMeter":
+        self._wall = time.monotonic()
+        self._busy = _busy_seconds()
+        self._ours = _process_seconds(None if self.engine_pid is None else self.engine_pid) \
+            + _process_seconds(psutil.Process().pid)
+        return self
+
+    def stop(self) -> Contention:
+        wall = max(1e-6, time.monotonic() - self._wall)
+        ours = _process_seconds(self.engine_pid) + _process_seconds(psutil.Process().pid) - self._ours
+        other = max(0.0, _busy_seconds() - self._busy - ours)
+        return Contention(other_cores=round(other / wall, 2), seconds=round(wall, 2))
