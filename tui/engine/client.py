@@ -295,6 +295,13 @@ class EngineClient:
             if not task.done():
                 task.cancel()
 
+    async def _next(self, queue: asyncio.Queue) -> Any:
+        """The next answer of a request: at once when one is waiting (a streamed reply's usual
+        case, so the token path makes no task), else through `_wait`'s stall checks."""
+        if not queue.empty():
+            return queue.get_nowait()
+        return await self._wait(queue.get)
+
     def _resolve(self, key: Any, value: Any) -> None:
         future = self._futures.pop(key, None)
         if future is not None and not future.done():
@@ -362,7 +369,7 @@ class EngineClient:
                                          messages=tuple(dict(m) for m in messages),
                                          sampling=sampling.to_dict()))
             while True:
-                event = await self._wait(queue.get)
+                event = await self._next(queue)
                 if isinstance(event, EngineStalled):
                     event = ChatFailed(request_id=request_id, message=event.describe(),
                                        reason="stalled")
@@ -407,7 +414,7 @@ class EngineClient:
         self._active_chat = request_id
         try:
             await self._send(make(request_id))
-            result = await self._wait(queue.get)
+            result = await self._next(queue)
         finally:
             self._requests.pop(request_id, None)
             self._active_chat = None
