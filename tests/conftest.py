@@ -64,3 +64,21 @@ def quant_ladder(tiny_llama: Path) -> dict[str, Path]:
 def sparse_70b(tmp_path_factory) -> Path:
     return write_sparse_llama(tmp_path_factory.mktemp("sparse") / "llama-3.1-70b-Q4_K_M.gguf",
                               LLAMA31_70B, "Q4_K_M")
+
+
+@pytest.fixture(scope="session")
+def demo_ladder(demo_model, tmp_path_factory) -> dict[str, Path]:
+    """The demo model requantized by llama.cpp to Q8_0, Q4_K_M and Q2_K: the same vocabulary,
+    so also draft/target pairs."""
+    import llama_cpp
+
+    out = {}
+    folder = tmp_path_factory.mktemp("ladder")
+    for name, ftype in (("Q8_0", 7), ("Q4_K_M", 15), ("Q2_K", 10)):
+        path = folder / f"SmolLM2-135M-{name}.gguf"
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = ftype
+        params.allow_requantize = True
+        assert llama_cpp.llama_model_quantize(str(demo_model).encode(), str(path).encode(), params) == 0
+        out[name] = path
+    return out

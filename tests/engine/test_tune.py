@@ -64,23 +64,6 @@ def test_durations():
         parse_duration("soon")
 
 
-@pytest.fixture(scope="module")
-def demo_ladder(demo_model, tmp_path_factory) -> dict[str, Path]:
-    """The demo model requantized by llama.cpp to Q8_0 and Q2_K."""
-    import llama_cpp
-
-    out = {}
-    folder = tmp_path_factory.mktemp("ladder")
-    for name, ftype in (("Q8_0", 7), ("Q2_K", 10)):
-        path = folder / f"SmolLM2-135M-{name}.gguf"
-        params = llama_cpp.llama_model_quantize_default_params()
-        params.ftype = ftype
-        params.allow_requantize = True
-        assert llama_cpp.llama_model_quantize(str(demo_model).encode(), str(path).encode(), params) == 0
-        out[name] = path
-    return out
-
-
 @pytest.mark.slow
 def test_q2_k_perplexity_is_clearly_above_q8_0(demo_ladder):
     async def ppl(path: Path) -> float:

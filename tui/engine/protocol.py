@@ -191,6 +191,19 @@ class ModelFacts:
     flash_attn: str = "auto"
     buffers: dict = field(default_factory=dict)
     """What llama.cpp logged it allocated: {kind: {device: bytes}}, kind in model/kv/compute."""
+    speculative: str = ""
+    """"model" (a draft model is loaded), "lookup" (prompt lookup) or "" (none)."""
+    draft_path: str = ""
+    draft_name: str = ""
+    draft_quant: str = ""
+    draft_size_bytes: int = 0
+    draft_layers_offloaded: int = 0
+    draft_layers_total: int = 0
+    draft_n_ctx: int = 0
+    draft_buffers: dict = field(default_factory=dict)
+    draft_problem: str = ""
+    """Why the draft asked for is not used (missing, damaged, another vocabulary, no room): the
+    target is loaded and works without it."""
 
 
 @dataclass(frozen=True)
@@ -251,7 +264,8 @@ class PromptProcessed(Message):
 
 @dataclass(frozen=True)
 class ChatStats:
-    """Figures for one reply, from llama.cpp's own performance counters."""
+    """Figures for one reply: prompt speed from llama.cpp's own counters, generation speed by the
+    clock from the first token on (with a draft, the counters also count the rejected tokens)."""
 
     prompt_tokens: int = 0
     generated_tokens: int = 0
@@ -262,6 +276,18 @@ class ChatStats:
     """eos, stop (a stop string), length (max_tokens), context (n_ctx full) or cancelled."""
     context_used: int = 0
     n_ctx: int = 0
+    speculative: str = ""
+    """How tokens were drafted: "model", "lookup" or "" (no speculative decoding)."""
+    draft_rounds: int = 0
+    """Target batches that checked a draft."""
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    target_alone_tokens_per_s: float = 0.0
+    """Speed of this reply's target steps that had no draft to check (0: too few to say)."""
+
+    @property
+    def acceptance(self) -> float | None:
+        return self.accepted_tokens / self.drafted_tokens if self.drafted_tokens else None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ MAX_LAYERS = 10_000
 """More blocks than any model has (users write 999 for "all"); a profile past it is damaged."""
 MAX_GPUS = 64
 MAX_STOP_STRINGS, MAX_STOP_CHARS = 16, 256
+MAX_DRAFT = 64
+"""Most tokens one speculative round may propose (llama.cpp's --draft-max goes to 16 by default)."""
 
 
 class SettingsError(ValueError):
@@ -61,6 +63,29 @@ class LoadSettings:
     n_cpu_moe: int = 0
     """MoE models: keep the expert tensors of the first N blocks in host memory (llama.cpp's
     --n-cpu-moe); the rest of those blocks still goes where n_gpu_layers says."""
+    draft_model_path: str = ""
+    """Speculative decoding: a small model with the same vocabulary that proposes tokens for this
+    one to check in a batch (llama.cpp's -md). Empty: no draft model."""
+    draft_lookup: bool = False
+    """Speculative decoding without a model: propose the tokens that followed the latest n-gram
+    the last time it occurred in the conversation (prompt lookup). Not with a draft model."""
+    draft_n_gpu_layers: int = ALL_LAYERS
+    draft_n_ctx: int = 0
+    """The draft's context; 0 means the same as the target's."""
+    draft_type_k: str = "f16"
+    draft_type_v: str = "f16"
+    draft_max: int = 16
+    """Most tokens proposed per round (--draft-max)."""
+    draft_min: int = 0
+    """A draft shorter than this is not checked at all (--draft-min)."""
+    draft_p_min: float = 0.75
+    """Stop drafting when the draft model gives its next token less than this probability
+    (--draft-p-min): drafting further is likely wasted."""
+
+    @property
+    def speculative(self) -> str:
+        """"model", "lookup" or "" (none)."""
+        return "model" if self.draft_model_path else "lookup" if self.draft_lookup else ""
 
     def problems(self) -> dict[str, str]:
         """Every out-of-range value, as field -> sentence. Empty when the settings are usable."""
@@ -98,7 +123,38 @@ class LoadSettings:
             p["tensor_split"] = "proportions must be numbers from 0 up"
         elif self.tensor_split and sum(self.tensor_split) <= 0:
             p["tensor_split"] = "at least one GPU needs a share above 0"
+        p.update(self._draft_problems())
         return p
+
+    def _draft_problems(self) -> dict[str, str]:
+        p: dict[str, str] = {}
+        if self.draft_model_path and self.draft_lookup:
+            p["draft_lookup"] = "prompt lookup and a draft model are two ways to draft: pick one"
+        if not ALL_LAYERS <= self.draft_n_gpu_layers <= MAX_LAYERS:
+            p["draft_n_gpu_layers"] = f"must be -1 (all) or 0 to {MAX_LAYERS:,}, not {self.draft_n_gpu_layers}"
+        if not 0 <= self.draft_n_ctx <= MAX_CTX:
+            p["draft_n_ctx"] = f"must be between 0 (the target's) and {MAX_CTX}, not {self.draft_n_ctx}"
+        for name in ("draft_type_k", "draft_type_v"):
+            if getattr(self, name) not in KV_TYPES:
+                p[name] = f"must be one of {', '.join(KV_TYPES)}, not {getattr(self, name)!r}"
+        if not 1 <= self.draft_max <= MAX_DRAFT:
+            p["draft_max"] = f"must be between 1 and {MAX_DRAFT}, not {self.draft_max}"
+        if not 0 <= self.draft_min <= self.draft_max:
+            p["draft_min"] = f"must be between 0 and draft_max ({self.draft_max}), not {self.draft_min}"
+        if not 0.0 <= self.draft_p_min <= 1.0:  # NaN fails this too
+            p["draft_p_min"] = f"must be between 0 and 1, not {self.draft_p_min}"
+        return p
+
+    def draft_settings(self) -> "LoadSettings":
+        """How to load the draft model: its own file, layers, context and KV type; the rest
+        (batch, threads, flash attention, placement) as for the target."""
+        return replace(self, model_path=self.draft_model_path, n_gpu_layers=self.draft_n_gpu_layers,
+                       n_ctx=self.draft_n_ctx or self.n_ctx, type_k=self.draft_type_k,
+                       type_v=self.draft_type_v, n_cpu_moe=0, draft_model_path="",
+                       draft_lookup=False)
+
+    def without_draft(self) -> "LoadSettings":
+        return replace(self, draft_model_path="", draft_lookup=False)
 
     def validated(self) -> "LoadSettings":
         """Return self, or raise SettingsError naming every bad field."""
@@ -194,4 +250,10 @@ def compact(s: LoadSettings, n_layer: int | None = None) -> str:
     split = f" ts {':'.join(f'{x:g}' for x in s.tensor_split)}" if s.tensor_split else ""
     total = f"/{n_layer + 1}" if n_layer else ""
     layers = f"all{total}" if s.n_gpu_layers == ALL_LAYERS else f"{s.n_gpu_layers}{total}"
-    return f"{layers} {ctx} {kv} fa-{s.flash_attn} ub{s.n_ubatch}{split}"
+    draft = ""
+    if s.draft_model_path:
+        dl = "all" if s.draft_n_gpu_layers == ALL_LAYERS else str(s.draft_n_gpu_layers)
+        draft = f" +draft {dl} d{s.draft_max}"
+    elif s.draft_lookup:
+        draft = f" +lookup d{s.draft_max}"
+    return f"{layers} {ctx} {kv} fa-{s.flash_attn} ub{s.n_ubatch}{split}{draft}"

@@ -14,13 +14,14 @@ from types import ModuleType
 
 import psutil
 
-from tui.engine.errors import classify_load_log
+from tui.engine.errors import classify_load_log, describe_failure
 from tui.engine.host.bench import run_bench, run_depth_bench
 from tui.engine.host.channel import Channel
 from tui.engine.host.devices import list_devices
 from tui.engine.host.dry_run import parse_buffers
 from tui.engine.host.generate import ChatSession, PromptTooLong
 from tui.engine.host.runtime import LoadedModel, LoadError
+from tui.engine.host.speculative import DraftRefused, LookupDrafter, ModelDrafter, check_vocab
 from tui.engine.protocol import (
     BenchCommand,
     BenchResult,
@@ -82,6 +83,7 @@ class EngineSession:
         self.channel = channel
         self.L = llama
         self.loaded: LoadedModel | None = None
+        self.draft: LoadedModel | None = None
         self.chat: ChatSession | None = None
         self.cancel = threading.Event()
         self.current_request = 0
@@ -145,6 +147,9 @@ class EngineSession:
     # ------------------------------------------------------------- commands
 
     def _unload(self) -> None:
+        if self.draft is not None:
+            self.draft.free()
+            self.draft = None
         if self.loaded is not None:
             self.loaded.free()
             self.loaded = None
@@ -182,11 +187,48 @@ class EngineSession:
             self._load_failed(kind, detail)
             return
         self.loaded = loaded
-        self.chat = ChatSession(loaded)
-        facts = ModelFacts(**loaded.describe(), buffers=parse_buffers(list(self.channel.recent_log)),
+        buffers = parse_buffers(list(self.channel.recent_log))
+        drafter, draft_facts = self._load_draft(settings, loaded)
+        self.chat = ChatSession(loaded, drafter)
+        facts = ModelFacts(**loaded.describe(), buffers=buffers, **draft_facts,
                            vram_bytes_per_gpu=process_vram_bytes(os.getpid()),
                            rss_bytes=psutil.Process().memory_info().rss)
         self.channel.send(Loaded(facts=facts))
+
+    def _load_draft(self, settings: LoadSettings,
+                    target: LoadedModel) -> tuple[ModelDrafter | LookupDrafter | None, dict]:
+        """The drafter the settings ask for, and its facts. A draft model that cannot be used
+        (missing, damaged, another vocabulary, no room) leaves the target working without it,
+        and the facts say why."""
+        if settings.speculative == "lookup":
+            return LookupDrafter(), {"speculative": "lookup"}
+        if settings.speculative != "model":
+            return None, {}
+        ds = settings.draft_settings()
+        facts: dict = {"draft_path": ds.model_path}
+        try:
+            header = check_model_file(ds.model_path)
+        except GgufError as exc:
+            return None, {**facts, "draft_problem": f"The draft model cannot be used: {exc}"}
+        self.channel.recent_log.clear()
+        try:
+            draft = LoadedModel.load(ds, header, lambda _f: None, lambda: list(self.channel.recent_log))
+        except LoadError:
+            kind, detail = classify_load_log(self.channel.recent_log)
+            return None, {**facts, "draft_problem": f"The draft model did not load. {describe_failure(kind, detail)}"}
+        try:
+            check_vocab(target, draft)
+        except DraftRefused as exc:
+            draft.free()
+            return None, {**facts, "draft_problem": str(exc)}
+        self.draft = draft
+        about = draft.describe()
+        facts.update(speculative="model", draft_name=about["name"], draft_quant=about["quant"],
+                     draft_size_bytes=about["size_bytes"], draft_n_ctx=about["n_ctx"],
+                     draft_layers_offloaded=draft.layers_offloaded, draft_layers_total=draft.layers_total,
+                     draft_buffers=parse_buffers(list(self.channel.recent_log)))
+        n_vocab = int(self.L.llama_vocab_n_tokens(target.vocab))
+        return ModelDrafter(draft, n_vocab, settings.draft_p_min), facts
 
     def _chat(self, command: ChatCommand) -> None:
         if self.chat is None:
