@@ -395,3 +395,23 @@ def test_a_draft_that_cannot_be_used_leaves_the_target_working(demo_model, tiny_
             await client.stop()
 
     asyncio.run(go())
+
+
+def test_draft_bench_measures_with_and_without_the_draft_in_one_run(demo_model):
+    from tui.commands.bench import draft_figures
+
+    async def go():
+        client, result = await _load(LoadSettings(model_path=str(demo_model), n_ctx=2048, draft_lookup=True))
+        try:
+            assert isinstance(result, Loaded) and result.facts.speculative == "lookup"
+            # an answer type the client's router once did not know left this waiting forever
+            return await asyncio.wait_for(draft_figures(client, 48, 2, (1.0,)), 180)
+        finally:
+            await client.stop()
+
+    figures = asyncio.run(go())
+    measured, forced = figures["measured"], figures["forced_1"]
+    assert measured["alone"]["n"] == measured["with_draft"]["n"] == 2
+    assert measured["alone"]["mean"] > 0 and measured["with_draft"]["mean"] > 0
+    assert measured["drafted"] > 0 and measured["speedup"] > 0 and measured["kind"] == "lookup"
+    assert forced["accepted"] == forced["drafted"] > 0, "forced acceptance 1 accepts every drafted token"

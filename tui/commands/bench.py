@@ -9,6 +9,7 @@ import statistics
 import sys
 
 from tui.charts import depth_lines
+from tui.commands.draft_args import add_draft_arguments, draft_changes
 from tui.engine.client import EngineClient
 from tui.engine.errors import failure_text
 from tui.engine.protocol import Loaded
@@ -19,23 +20,53 @@ from tui.monitor.contention import ContentionMeter
 from tui.monitor.nvml import NvmlSource
 from tui.units import format_bytes
 
+DRAFT_PROMPT = "Repeat this text word for word, then go on in the same style:\n\n"
+
 
 def summary(runs: tuple[float, ...]) -> dict:
-    return {"median": round(statistics.median(runs), 2) if runs else 0.0,
+    return {"mean": round(statistics.fmean(runs), 2) if runs else 0.0,
+            "median": round(statistics.median(runs), 2) if runs else 0.0,
             "stdev": round(statistics.stdev(runs), 2) if len(runs) > 1 else 0.0,
-            "runs": list(runs)}
+            "n": len(runs), "runs": list(runs)}
+
+
+def draft_prompt() -> str:
+    """A prompt a draft can help with: the shipped text (public domain) to repeat and go on."""
+    from tui.tune.run import perplexity_text
+
+    return DRAFT_PROMPT + perplexity_text()[:1500]
+
+
+async def draft_figures(client: EngineClient, n_gen: int, repetitions: int,
+                        forced: tuple[float, ...] = ()) -> dict:
+    """tg with the loaded drafter and without it, in one run; then at each forced acceptance."""
+    out: dict = {}
+    for rate in (-1.0, *forced):
+        r = await client.draft_bench(draft_prompt(), n_gen, repetitions, rate)
+        alone, drafted = summary(r.alone_tokens_per_s), summary(r.draft_tokens_per_s)
+        key = "measured" if rate < 0 else f"forced_{rate:g}"
+        out[key] = {"alone": alone, "with_draft": drafted,
+                    "speedup": round(drafted["mean"] / alone["mean"], 3) if alone["mean"] else 0.0,
+                    "drafted": r.drafted_tokens, "accepted": r.accepted_tokens,
+                    "acceptance": round(r.accepted_tokens / r.drafted_tokens, 3) if r.drafted_tokens else None,
+                    "kind": r.speculative, "n_gen": r.n_gen}
+    return out
 
 
 async def run_bench(settings: LoadSettings, n_prompt: int, n_gen: int, repetitions: int,
-                    depths: tuple[int, ...] = ()) -> dict:
+                    depths: tuple[int, ...] = (), forced: tuple[float, ...] = ()) -> dict:
     client = EngineClient()
     try:
         result = await client.load(settings)
         if not isinstance(result, Loaded):
             return {"error": failure_text(result), "kind": result.kind, "detail": result.detail,
                     "log_tail": list(result.log_tail)}
+        if result.facts.draft_problem:
+            return {"error": result.facts.draft_problem, "kind": "draft", "detail": result.facts.draft_problem,
+                    "log_tail": []}
         meter = ContentionMeter(client.pid).start()
         bench = await client.bench(n_prompt, n_gen, repetitions)
+        draft = await draft_figures(client, n_gen, repetitions, forced) if settings.speculative else {}
         contention = meter.stop()
         depth_tg = (await client.bench(n_prompt, n_gen, 1, depths)).depth_tg if depths else ()
         gpus, _ = NvmlSource().read()
@@ -52,6 +83,7 @@ async def run_bench(settings: LoadSettings, n_prompt: int, n_gen: int, repetitio
             f"pp{bench.n_prompt}": summary(bench.pp_tokens_per_s),
             f"tg{bench.n_gen}": summary(bench.tg_tokens_per_s),
             "tg_by_depth": [{"depth": d, "tg_tokens_per_s": tg} for d, tg in depth_tg],
+            "draft": draft,
             "contention": {"other_cores": contention.other_cores, "warning": contention.warning},
         }
     finally:
@@ -68,10 +100,19 @@ def print_table(report: dict) -> None:
     print(f"settings: ngl={ngl} ({f['layers_offloaded']}/{f['layers_total']} offloaded)  "
           f"ctx={f['n_ctx']}  kv={s['type_k']}/{s['type_v']}  fa={s['flash_attn']}  "
           f"llama-cpp-python {report['llama_cpp_version']}")
-    print(f"{'test':>8} | {'t/s':>12} | {'± stdev':>8}")
+    print(f"{'test':>8} | {'t/s mean':>12} | {'± stdev':>8} | runs")
     for test in (f"pp{n_prompt}", f"tg{n_gen}"):
         r = report[test]
-        print(f"{test:>8} | {r['median']:12.2f} | {r['stdev']:8.2f}")
+        print(f"{test:>8} | {r['mean']:12.2f} | {r['stdev']:8.2f} | {r['n']}")
+    for key, d in report.get("draft", {}).items():
+        what = "draft model" if d["kind"] == "model" else "prompt lookup"
+        how = "accepted as the target decides" if key == "measured" else f"forced acceptance {key[7:]}"
+        print(f"speculative decoding ({what}, {how}), greedy replies of {d['n_gen']} tokens, "
+              f"{d['alone']['n']} runs each, interleaved:")
+        acc = f"{d['acceptance']:.0%}" if d["acceptance"] is not None else "-"
+        print(f"  alone {d['alone']['mean']:.2f} ± {d['alone']['stdev']:.2f} t/s   with the draft "
+              f"{d['with_draft']['mean']:.2f} ± {d['with_draft']['stdev']:.2f} t/s   "
+              f"{d['speedup']:.2f}x   accepted {d['accepted']:,} of {d['drafted']:,} drafted ({acc})")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -85,7 +126,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repetitions", "-r", type=int, default=5)
     p.add_argument("--depths", help="also generation speed with this much context filled, e.g. "
                                     "0,4096,16384 (the context grows to hold the largest)")
+    p.add_argument("--forced-acceptance", metavar="RATES", default="",
+                   help="with a draft: also the speed when each drafted token is accepted with these "
+                        "probabilities, e.g. 0.5,0.8 (nonsense text, realistic speed)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_draft_arguments(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -104,15 +149,27 @@ def main(args: argparse.Namespace) -> int:
     if any(d < 0 or d > MAX_CTX for d in depths):
         print(f"vramdeck bench: --depths must be between 0 and {MAX_CTX:,} tokens", file=sys.stderr)
         return 2
+    try:
+        forced = tuple(float(x) for x in args.forced_acceptance.split(",")) if args.forced_acceptance else ()
+    except ValueError:
+        forced = (-1.0,)
+    if any(not 0 <= x <= 1 for x in forced):
+        print(f"vramdeck bench: --forced-acceptance takes rates from 0 to 1 like 0.5,0.8, not "
+              f"{args.forced_acceptance!r}", file=sys.stderr)
+        return 2
     ctx = max([args.ctx] + [d + args.n_gen + 16 for d in depths])
     settings = LoadSettings(model_path=args.model, n_gpu_layers=args.n_gpu_layers, n_ctx=ctx,
-                            type_k=args.kv, type_v=args.kv, flash_attn=args.flash_attn)
+                            type_k=args.kv, type_v=args.kv, flash_attn=args.flash_attn,
+                            **draft_changes(args))
+    if forced and not settings.speculative:
+        print("vramdeck bench: --forced-acceptance needs --draft FILE or --draft-lookup", file=sys.stderr)
+        return 2
     problems = settings.problems()
     if problems:
         for k, v in problems.items():
             print(f"vramdeck bench: {k}: {v}", file=sys.stderr)
         return 2
-    report = asyncio.run(run_bench(settings, args.n_prompt, args.n_gen, args.repetitions, depths))
+    report = asyncio.run(run_bench(settings, args.n_prompt, args.n_gen, args.repetitions, depths, forced))
     if "error" in report:
         if args.json:
             print(json.dumps(report, indent=2))

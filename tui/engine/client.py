@@ -29,9 +29,10 @@ from tui.engine.protocol import (
     BenchResult,
     CancelCommand,
     ChatCommand,
-    ChatDone,
     ChatFailed,
     CommandFailed,
+    DraftBenchCommand,
+    DraftBenchResult,
     EngineCrashed,
     EngineStalled,
     FailureKind,
@@ -239,15 +240,14 @@ class EngineClient:
         elif isinstance(message, Unloaded):
             self.loaded = None
             self._notify(message)
-        elif isinstance(message, (PromptProgress, PromptProcessed, TextPiece, ChatDone, ChatFailed)):
-            queue = self._requests.get(message.request_id)
+        elif isinstance(message, CommandFailed) and message.request_id not in self._requests:
+            self._unanswerable(message)
+        elif hasattr(message, "request_id"):
+            # every answer to a request goes to whoever waits on it, whatever its type: an answer
+            # type this router did not list would otherwise leave its caller waiting forever
+            queue = self._requests.get(message.request_id)  # type: ignore[attr-defined]
             if queue is not None:
                 queue.put_nowait(message)
-        elif isinstance(message, (BenchResult, PerplexityResult, CommandFailed)):
-            if message.request_id in self._requests:
-                self._requests[message.request_id].put_nowait(message)
-            elif isinstance(message, CommandFailed):
-                self._unanswerable(message)
 
     def _unanswerable(self, failed: CommandFailed) -> None:
         """The engine failed a command it could not name (it could not even decode it): end
@@ -399,6 +399,13 @@ class EngineClient:
         return await self._ask(lambda rid: BenchCommand(request_id=rid, n_prompt=n_prompt,
                                                         n_gen=n_gen, repetitions=repetitions,
                                                         depths=tuple(depths)))
+
+    async def draft_bench(self, prompt: str, n_gen: int = 128, repetitions: int = 3,
+                          forced_acceptance: float = -1.0) -> DraftBenchResult:
+        """Generation speed with the loaded draft and without it, in one run."""
+        return await self._ask(lambda rid: DraftBenchCommand(
+            request_id=rid, prompt=prompt, n_gen=n_gen, repetitions=repetitions,
+            forced_acceptance=forced_acceptance))
 
     async def perplexity(self, text: str, chunk: int = 512) -> PerplexityResult:
         """Perplexity of the loaded model on `text` (llama-perplexity's way of counting)."""

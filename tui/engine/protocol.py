@@ -127,6 +127,21 @@ class BenchCommand(Message):
 
 
 @dataclass(frozen=True)
+class DraftBenchCommand(Message):
+    """Generation speed with the loaded draft (or prompt lookup) and without it, interleaved in
+    one run: greedy replies of n_gen tokens to `prompt`."""
+
+    TYPE: ClassVar[str] = "draft_bench"
+    request_id: int = 0
+    prompt: str = ""
+    n_gen: int = 128
+    repetitions: int = 3
+    forced_acceptance: float = -1.0
+    """0..1: accept each drafted token with this probability whatever the target says (the
+    text is then nonsense, the speed is that of this acceptance rate); below 0: the real rule."""
+
+
+@dataclass(frozen=True)
 class PerplexityCommand(Message):
     TYPE: ClassVar[str] = "perplexity"
     request_id: int = 0
@@ -318,6 +333,19 @@ class BenchResult(Message):
     tg_tokens_per_s: tuple[float, ...] = ()
     depth_tg: tuple[tuple[int, float], ...] = ()
     """(depth, tg tok/s) for a depth benchmark."""
+
+
+@dataclass(frozen=True)
+class DraftBenchResult(Message):
+    TYPE: ClassVar[str] = "draft_bench_result"
+    request_id: int = 0
+    n_gen: int = 0
+    speculative: str = ""
+    alone_tokens_per_s: tuple[float, ...] = ()
+    draft_tokens_per_s: tuple[float, ...] = ()
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    forced_acceptance: float = -1.0
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,9 @@ class ChatSession:
         self.cached: list[int] = []
         self.generated: list[int] = []
         """The tokens of the latest reply."""
+        self.forced_acceptance: float | None = None
+        """For benchmarks only: accept each drafted token with this probability, whatever the
+        target says (to measure the speed at a given acceptance rate)."""
         self.n_vocab = int(L.llama_vocab_n_tokens(loaded.vocab))
         vocab = loaded.vocab
         self.bos_text = token_text(vocab, L.llama_vocab_bos(vocab), True).decode("utf-8", "replace")
@@ -171,7 +174,11 @@ class ChatSession:
         rejected = False
         for j, token in enumerate(draft.tokens):
             p = picker.distribution(logits_row(self.lm.ctx, j, self.n_vocab), generated + out)
-            accepted, chosen = verify(p, draft.dists[j], token, picker.rng)
+            if self.forced_acceptance is None:
+                accepted, chosen = verify(p, draft.dists[j], token, picker.rng)
+            else:
+                accepted = picker.rng.random() < self.forced_acceptance
+                chosen = token if accepted else p.draw(picker.rng)
             out.append(chosen)
             if not accepted:
                 rejected = True
@@ -191,7 +198,8 @@ class ChatSession:
     def run(self, messages: Sequence[dict[str, str]], sampling: SamplingSettings,
             cancelled: threading.Event, emit: Callable[[str, int], None],
             prompt_done: Callable[[int, float], None] = lambda n, tps: None,
-            prompt_progress: Callable[[int, int, float], None] = lambda done, total, tps: None) -> ChatStats:
+            prompt_progress: Callable[[int, int, float], None] = lambda done, total, tps: None,
+            ignore_eos: bool = False) -> ChatStats:
         started = time.perf_counter()
         ctx, vocab = self.lm.ctx, self.lm.vocab
         n_ctx = self.lm.n_ctx()
@@ -232,7 +240,7 @@ class ChatSession:
             finished = False
             k = 0
             for k, token in enumerate(outcome):  # noqa: B007 (k is used after the loop)
-                if L.llama_vocab_is_eog(vocab, token):
+                if L.llama_vocab_is_eog(vocab, token) and not ignore_eos:
                     reason, finished = "eos", True
                     break
                 generated.append(token)

@@ -30,6 +30,8 @@ from tui.engine.protocol import (
     ChatDone,
     ChatFailed,
     CommandFailed,
+    DraftBenchCommand,
+    DraftBenchResult,
     FailureKind,
     Hello,
     LoadCommand,
@@ -123,6 +125,8 @@ class EngineSession:
             self._bench(command)
         elif isinstance(command, PerplexityCommand):
             self._perplexity(command)
+        elif isinstance(command, DraftBenchCommand):
+            self._draft_bench(command)
         else:
             self.channel.send(CommandFailed(message=f"unexpected command {command.TYPE}"))
 
@@ -312,3 +316,47 @@ class EngineSession:
                                       n_gen=n_gen, pp_tokens_per_s=tuple(round(x, 2) for x in pp),
                                       tg_tokens_per_s=tuple(round(x, 2) for x in tg),
                                       depth_tg=tuple((d, round(x, 2)) for d, x in depth_tg)))
+
+    def _draft_bench(self, command: DraftBenchCommand) -> None:
+        """tg alone and with the drafter, alternating (ABBA) so that a drift in the machine's
+        speed falls on both."""
+        if self._no_model(command):
+            return
+        chat = self.chat
+        drafter = chat.drafter
+        if drafter is None:
+            self.channel.send(CommandFailed(request_id=command.request_id,
+                                            message="No draft model or prompt lookup is loaded."))
+            return
+        greedy = SamplingSettings(temperature=0, max_tokens=max(2, command.n_gen))
+        messages = ({"role": "user", "content": command.prompt},)
+        alone: list[float] = []
+        drafted: list[float] = []
+        counts = [0, 0]
+        if 0 <= command.forced_acceptance <= 1:
+            chat.forced_acceptance = command.forced_acceptance
+        try:
+            with self._kv_request(command):
+                for rep in range(max(1, command.repetitions) + 1):  # the first of each is a warm-up
+                    for with_draft in ((False, True) if rep % 2 else (True, False)):
+                        if self.cancel.is_set():
+                            break
+                        chat.drafter = drafter if with_draft else None
+                        stats = chat.run(messages, greedy, self.cancel, lambda _t, _n: None, ignore_eos=True)
+                        if rep == 0:
+                            continue
+                        (drafted if with_draft else alone).append(round(stats.generation_tokens_per_s, 2))
+                        if with_draft:
+                            counts[0] += stats.drafted_tokens
+                            counts[1] += stats.accepted_tokens
+        except Exception as exc:
+            self.channel.send(CommandFailed(request_id=command.request_id, message=f"draft bench failed: {exc}"))
+            return
+        finally:
+            chat.drafter = drafter
+            chat.forced_acceptance = None
+        self.channel.send(DraftBenchResult(
+            request_id=command.request_id, n_gen=greedy.max_tokens, speculative=drafter.kind,
+            alone_tokens_per_s=tuple(alone), draft_tokens_per_s=tuple(drafted),
+            drafted_tokens=counts[0], accepted_tokens=counts[1],
+            forced_acceptance=command.forced_acceptance))
