@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tui.engine.settings import LoadSettings, SamplingSettings
-from tui.profiles.export import export
+from tui.profiles.export import ExportError, export
 from tui.profiles.schema import Profile, ProfileError, parse_profile, profile_to_toml
 from tui.profiles.store import ProfileExists, ProfileStore, diff
 
@@ -223,3 +223,43 @@ def test_moe_experts_on_cpu_export_as_llama_cpp_flag():
     assert "--n-cpu-moe 12" in export(p, "llama-server")
     assert "--n-cpu-moe 12" in export(p, "llama-swap")
     assert "--n-cpu-moe" not in export(parse_profile(GOOD, "/cfg/p.toml", "p"), "llama-server")
+
+
+DRAFT = GOOD.replace('flash_attn = "on"', '''flash_attn = "on"
+draft_model_path = "/models/llama-3.2-1b Q8_0.gguf"
+draft_n_gpu_layers = -1
+draft_n_ctx = 4096
+draft_type_k = "q8_0"
+draft_type_v = "q8_0"
+draft_max = 8
+draft_min = 2
+draft_p_min = 0.6''')
+
+
+def test_a_draft_model_travels_in_the_profile_and_its_exports(tmp_path):
+    p = parse_profile(DRAFT, "/cfg/p.toml", "p")
+    assert p.load.speculative == "model" and p.load.draft_max == 8 and p.load.draft_p_min == 0.6
+    assert parse_profile(profile_to_toml(p), "/cfg/p.toml", "p").load == p.load
+    server = export(p, "llama-server")
+    for flag in ("-md '/models/llama-3.2-1b Q8_0.gguf'", "-ngld 999", "-cd 4096", "-ctkd q8_0",
+                 "-ctvd q8_0", "--draft-max 8", "--draft-min 2", "--draft-p-min 0.6"):
+        assert flag in server, flag
+    assert "-md '/models/llama-3.2-1b Q8_0.gguf'" in export(p, "llama-swap").replace('\\"', '"')
+    assert "no draft models" in export(p, "ollama")
+    compile(export(p, "python"), "export.py", "exec")
+
+
+def test_prompt_lookup_exports_to_python_and_a_bad_draft_setting_names_its_line():
+    p = parse_profile(GOOD.replace('flash_attn = "on"', 'flash_attn = "on"\ndraft_lookup = true\ndraft_max = 10'),
+                      "/cfg/p.toml", "p")
+    code = export(p, "python")
+    compile(code, "export.py", "exec")
+    assert "LlamaPromptLookupDecoding(num_pred_tokens=10)" in code
+    assert "-md" not in export(p, "llama-server")
+    with pytest.raises(ProfileError) as err:
+        parse_profile(DRAFT.replace("draft_max = 8", "draft_max = 900"), "/cfg/p.toml", "p")
+    assert err.value.key == "load.draft_max" and err.value.line == 20
+    hostile = parse_profile(DRAFT.replace('draft_model_path = "/models', 'draft_model_path = "/models/x\\u001b[2J'),
+                            "/cfg/p.toml", "p")
+    with pytest.raises(ExportError, match="the draft model path holds the control character"):
+        export(hostile, "llama-server")

@@ -30,6 +30,7 @@ def _check_exportable(p: Profile) -> None:
     """Profiles get shared: an export must never carry code, so values that could end a line or
     a quote in the target format are refused rather than passed on."""
     _refuse(_CONTROL, p.load.model_path, "the model path", " (rename the file)")
+    _refuse(_CONTROL, p.load.draft_model_path, "the draft model path", " (rename the file)")
     _refuse(_CONTROL_BUT_LINES, p.system_prompt, "the system prompt")
     for stop in p.sampling.stop:
         _refuse(_CONTROL, stop, f"the stop string {stop!r}")
@@ -58,7 +59,20 @@ def llama_args(p: Profile) -> list[str]:
         args.append("--mlock")
     if not s.use_mmap:
         args.append("--no-mmap")
-    return args
+    return args + draft_args(p)
+
+
+def draft_args(p: Profile) -> list[str]:
+    """llama-server's speculative-decoding options for the profile's draft model. Prompt lookup
+    has no llama-server option: it is left out (the Python export carries it)."""
+    s = p.load
+    if not s.draft_model_path:
+        return []
+    return ["-md", s.draft_model_path,
+            "-ngld", "999" if s.draft_n_gpu_layers == ALL_LAYERS else str(s.draft_n_gpu_layers),
+            "-cd", str(s.draft_n_ctx or s.n_ctx), "-ctkd", s.draft_type_k, "-ctvd", s.draft_type_v,
+            "--draft-max", str(s.draft_max), "--draft-min", str(s.draft_min),
+            "--draft-p-min", f"{s.draft_p_min:g}"]
 
 
 def export(p: Profile, kind: str) -> str:
@@ -82,12 +96,22 @@ def export(p: Profile, kind: str) -> str:
                 f"    type_k={GGML_TYPE_IDS[s.type_k]},  # {s.type_k}\n"
                 f"    type_v={GGML_TYPE_IDS[s.type_v]},  # {s.type_v}\n"
                 f"    offload_kqv={s.offload_kqv},\n    use_mmap={s.use_mmap},\n"
-                f"    use_mlock={s.use_mlock},\n)\n")
+                f"    use_mlock={s.use_mlock},\n{_python_draft(s)})\n")
     if kind == "llama-swap":
         return llama_swap(p)
     if kind == "ollama":
         return ollama_modelfile(p)
     raise ValueError(f"unknown export kind {kind!r} ({', '.join(KINDS)})")
+
+
+def _python_draft(s) -> str:
+    if s.draft_lookup:
+        return (f"    draft_model=__import__('llama_cpp.llama_speculative').llama_speculative"
+                f".LlamaPromptLookupDecoding(num_pred_tokens={s.draft_max}),\n")
+    if s.draft_model_path:
+        return ("    # speculative decoding with a draft model: llama-cpp-python's Llama has none;\n"
+                "    # the llama-server export carries it (-md ...)\n")
+    return ""
 
 
 KINDS = ("llama-server", "llama-cli", "python", "llama-swap", "ollama")
@@ -141,6 +165,8 @@ def ollama_modelfile(p: Profile) -> str:
     lines += [f'PARAMETER stop "{stop}"' for stop in x.stop]
     if p.system_prompt:
         lines.append(f'SYSTEM """{p.system_prompt}"""')
+    if s.speculative:
+        lines.insert(3, "#   (speculative decoding: Ollama has no draft models; the llama-server export has it)")
     if s.use_mlock or not s.use_mmap:  # not Modelfile parameters in current Ollama
         lines.insert(3, f"#   (mlock {'on' if s.use_mlock else 'off'}, mmap {'on' if s.use_mmap else 'off'}: "
                         "not settable per model in Ollama)")
