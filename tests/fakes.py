@@ -10,6 +10,7 @@ from tui.engine.protocol import (
     BenchResult,
     ChatDone,
     ChatStats,
+    DraftBenchResult,
     Hello,
     Loaded,
     LoadFailed,
@@ -119,6 +120,11 @@ class ScriptedEngine:
         return BenchResult(request_id=1, n_prompt=n_prompt, n_gen=n_gen,
                            pp_tokens_per_s=(round(300 + 1500 * share, 1),) * repetitions,
                            tg_tokens_per_s=(tg,) * repetitions)
+
+    async def draft_bench(self, prompt: str, n_gen: int = 128, repetitions: int = 3,
+                          forced_acceptance: float = -1.0) -> DraftBenchResult:
+        bench = await self.bench(0, n_gen, repetitions)
+        return DraftBenchResult(request_id=1, n_gen=n_gen, alone_tokens_per_s=bench.tg_tokens_per_s)
 
     async def stop(self, timeout: float = 5.0):
         self.loaded = None

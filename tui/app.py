@@ -266,6 +266,9 @@ class VramdeckApp(App):
         outcome = await self.loads.apply(settings, predicted)
         if outcome.failure is not None:
             self.notify(load_notice(outcome), severity="error", timeout=20)
+        elif outcome.loaded is not None and outcome.loaded.facts.draft_problem:
+            self.notify(terminal_safe(f"{outcome.loaded.facts.draft_problem}\nThe model runs without the draft."),
+                        severity="warning", timeout=20)
         if outcome.rolled_back_to is not None:
             self.current_settings = outcome.rolled_back_to
         self.load_outcome = outcome

@@ -48,6 +48,33 @@ def test_fit_text_and_json_with_a_simulated_24gib_card(sparse_70b):
     assert gpu["weights"] + gpu["kv"] + gpu["compute"] + gpu["overhead"] + data["margin"] <= 24 * 1024**3
 
 
+@pytest.fixture(scope="module")
+def sparse_8b(tmp_path_factory):
+    from tui.models.synthetic import LLAMA3_8B, write_sparse_llama
+
+    return write_sparse_llama(tmp_path_factory.mktemp("draft") / "llama-3-8b-Q4_K_M.gguf", LLAMA3_8B, "Q4_K_M")
+
+
+def test_fit_with_a_draft_model_reports_the_target_layers_it_leaves(sparse_70b, sparse_8b, tmp_path):
+    args = ("fit", str(sparse_70b), "--vram", "24GiB", "--kv", "q8_0", "--formula")
+    alone = json.loads(vramdeck(*args, "--json").stdout)
+    data = json.loads(vramdeck(*args, "--draft", str(sparse_8b), "--draft-kv", "q8_0", "--json").stdout)
+    draft = data["draft"]
+    assert draft["n_gpu_layers_without_draft"] == alone["n_gpu_layers"]
+    # an 8B Q4_K_M draft (~4.6 GiB of weights) costs the 70B about 10 of its ~0.45 GiB blocks
+    assert 4.5 * 1024**3 < draft["gpu_bytes"][0] < 6 * 1024**3
+    assert alone["n_gpu_layers"] - 14 <= data["n_gpu_layers"] <= alone["n_gpu_layers"] - 8
+    gpu = data["estimate"]["gpus"][0]
+    assert gpu["draft"] == draft["gpu_bytes"][0]
+    assert gpu["weights"] + gpu["kv"] + gpu["compute"] + gpu["overhead"] + gpu["draft"] + data["margin"] <= 24 * 1024**3
+    text = vramdeck(*args, "--draft", str(sparse_8b))
+    assert "target layers on the GPU" in text.stdout and "draft" in text.stdout
+    bad = tmp_path / "draft.gguf"
+    bad.write_bytes(b"GGUF")
+    out = vramdeck(*args, "--draft", str(bad))
+    assert out.returncode == 1 and "vramdeck fit: the draft model:" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_fit_two_gpus_and_max_context(sparse_70b):
     data = json.loads(vramdeck("fit", str(sparse_70b), "--vram", "24GiB,24GiB", "--max-ctx",
                                "--kv", "q8_0", "--json").stdout)

@@ -18,9 +18,8 @@ from tui.engine.status import cpu_only_warning
 from tui.fit.overhead import remember_from_load
 from tui.monitor.contention import ContentionMeter
 from tui.monitor.nvml import NvmlSource
+from tui.tune.run import draft_prompt
 from tui.units import format_bytes
-
-DRAFT_PROMPT = "Repeat this text word for word, then go on in the same style:\n\n"
 
 
 def summary(runs: tuple[float, ...]) -> dict:
@@ -28,13 +27,6 @@ def summary(runs: tuple[float, ...]) -> dict:
             "median": round(statistics.median(runs), 2) if runs else 0.0,
             "stdev": round(statistics.stdev(runs), 2) if len(runs) > 1 else 0.0,
             "n": len(runs), "runs": list(runs)}
-
-
-def draft_prompt() -> str:
-    """A prompt a draft can help with: the shipped text (public domain) to repeat and go on."""
-    from tui.tune.run import perplexity_text
-
-    return DRAFT_PROMPT + perplexity_text()[:1500]
 
 
 async def draft_figures(client: EngineClient, n_gen: int, repetitions: int,

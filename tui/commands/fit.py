@@ -9,10 +9,11 @@ from dataclasses import asdict
 
 import psutil
 
+from tui.commands.draft_args import add_draft_arguments, draft_changes
 from tui.engine.settings import KV_TYPES, LoadSettings
 from tui.fit.budget import FIT_MARGIN_BYTES, MemoryBudget, host_budget
 from tui.fit.calibration import calibrate, start_calibration
-from tui.fit.estimate import MemoryEstimate, rule_of_thumb
+from tui.fit.estimate import DraftMemory, MemoryEstimate, draft_memory, rule_of_thumb
 from tui.fit.overhead import OverheadStore
 from tui.fit.search import fit_context, fit_layers
 from tui.models.gguf_info import GgufError
@@ -33,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin", default=MARGIN_ARG, help=f"VRAM to leave free on each GPU (default {MARGIN_ARG})")
     p.add_argument("--formula", action="store_true", help="skip llama.cpp's dry run (faster, rougher)")
     p.add_argument("--json", action="store_true")
+    add_draft_arguments(p)
 
 
 MARGIN_ARG = f"{FIT_MARGIN_BYTES // 2**20}MiB"
@@ -68,10 +70,13 @@ def memory_budget(vram: str | None, margin: str, cpu_only_ok: bool = False) -> M
 
 
 def table(e: MemoryEstimate) -> list[str]:
-    rows = [f"  {'':6} {'weights':>10} {'KV':>10} {'compute':>10} {'overhead':>10} {'total':>10} {'budget':>10}"]
+    drafted = any(d.draft for d in (*e.gpus, e.host))
+    extra = f" {'draft':>10}" if drafted else ""
+    rows = [f"  {'':6} {'weights':>10} {'KV':>10} {'compute':>10} {'overhead':>10}{extra} {'total':>10} {'budget':>10}"]
     for d in (*e.gpus, e.host):
+        draft = f" {format_bytes(d.draft):>10}" if drafted else ""
         rows.append(f"  {d.name:6} {format_bytes(d.weights):>10} {format_bytes(d.kv):>10} "
-                    f"{format_bytes(d.compute):>10} {format_bytes(d.overhead):>10} "
+                    f"{format_bytes(d.compute):>10} {format_bytes(d.overhead):>10}{draft} "
                     f"{format_bytes(d.total):>10} {format_bytes(d.budget) if d.budget else '-':>10}")
     return rows
 
@@ -85,12 +90,21 @@ def main(args: argparse.Namespace) -> int:
     try:
         settings = LoadSettings(model_path=args.model, n_ctx=args.ctx, type_k=args.kv,
                                 type_v=args.kv, flash_attn=args.flash_attn, n_ubatch=args.n_ubatch,
-                                n_batch=max(2048, args.n_ubatch)).validated()
+                                n_batch=max(2048, args.n_ubatch), **draft_changes(args)).validated()
     except ValueError as exc:
         print(f"vramdeck fit: {exc}", file=sys.stderr)
         return 2
+    draft_info = None
+    if settings.draft_model_path:
+        try:
+            draft_info = load_model_info(settings.draft_model_path)
+        except GgufError as exc:
+            print(f"vramdeck fit: the draft model: {exc}", file=sys.stderr)
+            return 1
     # llama.cpp's dry runs start now, in their own process; NVML and the host are read meanwhile.
     pending = start_calibration(info, settings, use_dry_run=not args.formula)
+    pending_draft = (start_calibration(draft_info, settings.draft_settings(), use_dry_run=not args.formula)
+                     if draft_info else None)
     try:
         budget = memory_budget(args.vram, args.margin)
     except ValueError as exc:
@@ -99,14 +113,19 @@ def main(args: argparse.Namespace) -> int:
     gpu_budgets, overheads, margin, host_budget = budget.gpus, budget.overheads, budget.margin, budget.host
     budget_source = budget.source
     calibration = pending()
-    result = fit_layers(info, settings, calibration, gpu_budgets, overheads, margin, host_budget)
+    draft: DraftMemory | None = None
+    alone = None
+    if draft_info is not None and pending_draft is not None:
+        draft = draft_memory(draft_info, settings.draft_settings(), pending_draft(), len(gpu_budgets))
+        alone = fit_layers(info, settings, calibration, gpu_budgets, overheads, margin, host_budget)
+    result = fit_layers(info, settings, calibration, gpu_budgets, overheads, margin, host_budget, draft)
     if args.max_ctx and result.gpu_fits:
         target = result.estimate.n_gpu_layers  # keep these layers; grow the context around them
         settings = fit_context(info, result.settings, calibration, gpu_budgets, overheads, margin,
-                               host_budget)
+                               host_budget, draft)
         for _ in range(8):  # check with llama.cpp at that context; step down if it disagrees
             calibration = calibrate(info, settings, use_dry_run=not args.formula)
-            result = fit_layers(info, settings, calibration, gpu_budgets, overheads, margin, host_budget)
+            result = fit_layers(info, settings, calibration, gpu_budgets, overheads, margin, host_budget, draft)
             if result.estimate.n_gpu_layers >= target or settings.n_ctx <= 256:
                 break
             settings = settings.with_changes(n_ctx=max(256, (settings.n_ctx * 15 // 16) // 256 * 256))
@@ -119,6 +138,9 @@ def main(args: argparse.Namespace) -> int:
             "budget_source": budget_source, "calibration": asdict(calibration),
             "estimate": asdict(e), "next_layer": asdict(result.next_estimate) if result.next_estimate else None,
             "rule_of_thumb_bytes": rule_of_thumb(info, e.n_gpu_layers),
+            "draft": ({"model": settings.draft_model_path, "gpu_bytes": list(draft.gpus), "host_bytes": draft.host,
+                       "n_gpu_layers_without_draft": alone.estimate.n_gpu_layers if alone else None}
+                      if draft is not None else None),
         }, indent=2))
         return 0 if result.gpu_fits and result.host_fits else 1
     print(f"{info.name or info.path}: {format_params(info.n_params)} params, {info.quant}, "
@@ -132,6 +154,10 @@ def main(args: argparse.Namespace) -> int:
         blocks = max(0, e.n_gpu_layers - 1)
         print(f"n_gpu_layers = {e.n_gpu_layers}  (output layer + {blocks} of {info.n_layer} blocks on "
               f"the GPU{'s' if len(e.gpus) > 1 else ''}), context {result.settings.n_ctx:,}")
+    if draft is not None and alone is not None:
+        print(f"draft {draft.name}: {', '.join(format_bytes(b) for b in draft.gpus) or '-'} on the "
+              f"GPU{'s' if len(draft.gpus) > 1 else ''}, {format_bytes(draft.host)} on the host; it leaves "
+              f"{e.n_gpu_layers} target layers on the GPU, {alone.estimate.n_gpu_layers} without it")
     print("\n".join(table(e)))
     if result.next_estimate is not None and result.gpu_fits:
         over = [f"{g.name} by {format_bytes(g.total + margin - g.budget)}"

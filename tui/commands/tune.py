@@ -14,13 +14,15 @@ from tui.charts import bar
 from tui.commands.fit import MARGIN_ARG, memory_budget
 from tui.engine.settings import LoadSettings, compact
 from tui.fit.calibration import calibrate
+from tui.fit.estimate import draft_memory
+from tui.fit.search import fit_layers
 from tui.models.gguf_info import GgufError
 from tui.models.model_info import load_model_info
 from tui.profiles.portable import measured_results
 from tui.profiles.schema import Profile
 from tui.profiles.store import ProfileStore
 from tui.tune.run import Measurement, TuneReport, run_tune
-from tui.tune.space import thread_choices, tune_candidates, with_threads
+from tui.tune.space import Candidate, thread_choices, tune_candidates, with_threads
 from tui.units import format_bytes
 
 
@@ -36,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--formula", action="store_true", help="prune with the formula, no dry runs")
     p.add_argument("--save", metavar="NAME", help="save the best as a profile with its figures")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--draft", "-md", metavar="FILE", default="",
+                   help="also try speculative decoding with this draft model: draft lengths 4, 8 and 16, "
+                        "each with the target layers its VRAM leaves; every set-up is then ranked by "
+                        "tokens per second of greedy replies to the shipped text")
+    p.add_argument("--draft-ngl", "-ngld", type=int, default=-1, help="the draft's GPU layers (-1 = all)")
 
 
 def parse_duration(text: str) -> float:
@@ -63,6 +70,9 @@ def bars(report: TuneReport, objective: str) -> list[str]:
     return lines
 
 
+DRAFT_LENGTHS = (4, 8, 16)
+
+
 def row(m: Measurement) -> str:
     s = m.candidate.settings
     vram = " + ".join(format_bytes(v) for v in m.vram_bytes_per_gpu) or "-"
@@ -71,13 +81,39 @@ def row(m: Measurement) -> str:
     what = f"{Path(s.model_path).name[:30]:30} {compact(s, m.candidate.info.n_layer)}{threads}"
     if not m.ok:
         return f"  {what:70} failed: {m.error[:60]}"
+    text = ""
+    if s.speculative:
+        acc = f"{m.acceptance:.0%}" if m.acceptance is not None else "-"
+        text = f"  text {m.draft_tg_tokens_per_s:7.1f} with draft (alone {m.text_tg_tokens_per_s:.1f}, kept {acc})"
+    elif m.text_tg_tokens_per_s:
+        text = f"  text {m.text_tg_tokens_per_s:7.1f}"
     return (f"  {what:70} tg {m.tg_tokens_per_s:8.1f}  pp {m.pp_tokens_per_s:9.1f}  "
-            f"VRAM {vram} (pred. {pred})")
+            f"VRAM {vram} (pred. {pred}){text}")
+
+
+def draft_candidates(best: Candidate, draft_path: str, draft_ngl: int, use_dry_run: bool,
+                     gpu_budgets, overheads, margin, host) -> list[Candidate]:
+    """The best set-up with the draft, at each draft length, with the target layers the
+    draft's memory leaves."""
+    draft_info = load_model_info(draft_path)
+    out = []
+    for k in DRAFT_LENGTHS:
+        s = best.settings.with_changes(draft_model_path=draft_path, draft_n_gpu_layers=draft_ngl,
+                                       draft_max=k, draft_min=0)
+        ds = s.draft_settings()
+        draft = draft_memory(draft_info, ds, calibrate(draft_info, ds, use_dry_run), len(gpu_budgets))
+        cal = calibrate(best.info, s, use_dry_run)
+        result = fit_layers(best.info, s, cal, gpu_budgets, overheads, margin, host, draft)
+        if result.host_fits and (not gpu_budgets or result.gpu_fits):
+            out.append(Candidate(result.settings, best.info, result.estimate))
+    return out
 
 
 def main(args: argparse.Namespace) -> int:
     try:
         infos = [load_model_info(m) for m in args.models]
+        if args.draft:
+            load_model_info(args.draft)  # a bad draft file is said now, not after the tune
         time_budget = parse_duration(args.time_budget)
         budget = memory_budget(args.vram, args.margin)
     except (GgufError, ValueError) as exc:
@@ -96,13 +132,19 @@ def main(args: argparse.Namespace) -> int:
         f"measure, {len(pruned)} pruned by the estimate; time budget {time_budget:.0f} s")
 
     def more_threads(report: TuneReport) -> list:
-        """Thread counts around the best, when part of it runs on the CPU."""
+        """Thread counts around the best, when part of it runs on the CPU; then the draft."""
         ranked = report.ranked(args.objective)
-        if not ranked or ranked[0].candidate.all_on_gpu:
+        if not ranked:
             return []
         best = ranked[0].candidate
-        cal = calibrate(best.info, best.settings, use_dry_run)
-        return [with_threads(best, t, cal, gpu_budgets, overheads, host) for t in thread_choices()]
+        more = []
+        if not best.all_on_gpu:
+            cal = calibrate(best.info, best.settings, use_dry_run)
+            more = [with_threads(best, t, cal, gpu_budgets, overheads, host) for t in thread_choices()]
+        if args.draft:
+            more += draft_candidates(best, args.draft, args.draft_ngl, use_dry_run, gpu_budgets,
+                                     overheads, margin, host)
+        return more
 
     def progress(what: str, m: Measurement | None, report: TuneReport) -> None:
         if what == "measured" and m is not None:
@@ -119,10 +161,10 @@ def main(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, stop.set)  # Ctrl+C: stop, keep what was measured
         return await run_tune(candidates, time_budget, stop, progress, quality=not args.no_quality,
-                              extra=more_threads)
+                              extra=more_threads, on_text=bool(args.draft))
 
     report = asyncio.run(go())
-    ranked = report.ranked(args.objective)
+    ranked = report.ranked_on_text() if args.draft else report.ranked(args.objective)
     if args.save and ranked:
         best = ranked[0]
         profile = Profile(name=args.save, load=best.candidate.settings, notes="found by vramdeck tune")
@@ -141,6 +183,8 @@ def main(args: argparse.Namespace) -> int:
                           "predicted_vram": list(m.predicted_vram),
                           "measured_vram": list(m.vram_bytes_per_gpu),
                           "pp_tokens_per_s": m.pp_tokens_per_s, "tg_tokens_per_s": m.tg_tokens_per_s,
+                          "text_tg_tokens_per_s": m.text_tg_tokens_per_s,
+                          "draft_tg_tokens_per_s": m.draft_tg_tokens_per_s, "acceptance": m.acceptance,
                           "load_seconds": m.load_seconds} for m in report.measured],
             "best": ranked[0].candidate.settings.to_dict() if ranked else None,
             "pareto": [m.candidate.settings.model_path for m in report.pareto(args.objective)],
@@ -151,7 +195,8 @@ def main(args: argparse.Namespace) -> int:
     if not ranked:
         print("Nothing could be measured.")
         return 1
-    print(f"\nRanked by {args.objective} tok/s:")
+    print("\nRanked by tok/s of greedy replies to the shipped text (with the draft where there is one):"
+          if args.draft else f"\nRanked by {args.objective} tok/s:")
     for m in ranked[:10]:
         print(row(m))
     if report.perplexity or len(infos) > 1:

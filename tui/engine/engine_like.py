@@ -10,6 +10,7 @@ from tui.engine.protocol import (
     BenchResult,
     ChatDone,
     ChatFailed,
+    DraftBenchResult,
     EngineCrashed,
     EngineStalled,
     Hello,
@@ -54,6 +55,9 @@ class EngineLike(Protocol):
 
     async def bench(self, n_prompt: int = 512, n_gen: int = 128, repetitions: int = 3,
                     depths: tuple[int, ...] = ()) -> BenchResult: ...
+
+    async def draft_bench(self, prompt: str, n_gen: int = 128, repetitions: int = 3,
+                          forced_acceptance: float = -1.0) -> DraftBenchResult: ...
 
     async def perplexity(self, text: str, chunk: int = 512) -> PerplexityResult: ...
 

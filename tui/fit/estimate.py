@@ -35,10 +35,12 @@ class DeviceMemory:
     overhead: int = 0
     budget: int | None = None
     """What the device may use (VRAM budget or host RAM), when known."""
+    draft: int = 0
+    """A draft model's weights, KV and compute buffer on this device (speculative decoding)."""
 
     @property
     def total(self) -> int:
-        return self.weights + self.kv + self.compute + self.overhead
+        return self.weights + self.kv + self.compute + self.overhead + self.draft
 
     @property
     def fits(self) -> bool:
@@ -74,6 +76,23 @@ class MemoryEstimate:
     @property
     def fits(self) -> bool:
         return all(g.fits for g in self.gpus) and self.host.fits
+
+
+@dataclass(frozen=True)
+class DraftMemory:
+    """What a draft model adds to the target's process: its weights, KV cache and compute buffer
+    per GPU and on the host (no CUDA context of its own: it shares the target's)."""
+
+    gpus: tuple[int, ...]
+    host: int
+    name: str = ""
+
+
+def draft_memory(info: ModelInfo, draft_settings: LoadSettings, calibration: Calibration,
+                 n_gpus: int) -> DraftMemory:
+    e = estimate(info, draft_settings, calibration, gpu_budgets=(None,) * n_gpus, host_overhead=0)
+    return DraftMemory(gpus=tuple(g.weights + g.kv + g.compute for g in e.gpus),
+                       host=e.host.weights + e.host.kv + e.host.compute, name=info.name or info.path)
 
 
 def padded_ctx(n_ctx: int, n_ctx_train: int) -> int:
@@ -137,8 +156,10 @@ def formula_calibration(info: ModelInfo, s: LoadSettings) -> Calibration:
 
 def estimate(info: ModelInfo, s: LoadSettings, calibration: Calibration,
              gpu_budgets: tuple[int | None, ...] = (), gpu_overheads: tuple[int, ...] = (),
-             host_budget: int | None = None, host_overhead: int = 400 * MIB) -> MemoryEstimate:
-    """Memory per GPU and on the host for `s`. `gpu_budgets` gives the number of GPUs."""
+             host_budget: int | None = None, host_overhead: int = 400 * MIB,
+             draft: DraftMemory | None = None) -> MemoryEstimate:
+    """Memory per GPU and on the host for `s` (and its draft model, if given). `gpu_budgets`
+    gives the number of GPUs."""
     n_gpus = len(gpu_budgets)
     devices = layer_devices(info.n_layer, s.n_gpu_layers, n_gpus, s.tensor_split)
     weights = [0] * n_gpus
@@ -175,13 +196,15 @@ def estimate(info: ModelInfo, s: LoadSettings, calibration: Calibration,
         if act and i != output_gpu and layers[i]:
             compute = min(compute, calibration.gpu_compute_partial)
         overhead = gpu_overheads[i] if i < len(gpu_overheads) else gpu_overheads[-1] if gpu_overheads else 0
+        drafted = draft.gpus[i] if draft is not None and i < len(draft.gpus) else 0
         gpus.append(DeviceMemory(name=f"GPU{i}", weights=weights[i], kv=kv[i], compute=compute,
-                                 overhead=overhead, budget=gpu_budgets[i]))
+                                 overhead=overhead, budget=gpu_budgets[i], draft=drafted))
     notes = []
     if n_gpus and not act:
         notes.append("no layers on the GPU: everything runs on the CPU")
     host = DeviceMemory(name="host", weights=host_weights, kv=host_kv,
-                        compute=calibration.host_compute, overhead=host_overhead, budget=host_budget)
+                        compute=calibration.host_compute, overhead=host_overhead, budget=host_budget,
+                        draft=draft.host if draft is not None else 0)
     return MemoryEstimate(gpus=tuple(gpus), host=host, n_gpu_layers=act,
                           layers_per_gpu=tuple(layers), source=calibration.source, notes=tuple(notes))
 

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from tui.engine.settings import LoadSettings
 from tui.fit.budget import MemoryBudget
 from tui.fit.checks import Check, Machine, preload_checks
-from tui.fit.estimate import Calibration, MemoryEstimate, estimate, formula_calibration, layer_devices
+from tui.fit.estimate import (
+    Calibration,
+    MemoryEstimate,
+    draft_memory,
+    estimate,
+    formula_calibration,
+    layer_devices,
+)
 from tui.fit.speed import bytes_per_token, fitted
 from tui.models.model_info import ModelInfo
 from tui.profiles.tried import TriedConfig
@@ -76,13 +83,19 @@ class Planner:
         return self._calibrations.get(context_key(settings)) or formula_calibration(info, settings)
 
     def plan(self, info: ModelInfo, settings: LoadSettings, budget: MemoryBudget, machine: Machine,
-             tried: Sequence[TriedConfig] = ()) -> Plan:
+             tried: Sequence[TriedConfig] = (), draft_info: ModelInfo | None = None) -> Plan:
         """Everything the Tuner shows for `settings`, from the cached calibration if there is
-        one, else from the formula (then `precise` is False and a calibration is worth running)."""
+        one, else from the formula (then `precise` is False and a calibration is worth running).
+        With `draft_info` (the header of settings' draft model), the draft's memory is in it too
+        (by the formula: the draft is small, and a dry run of it would be a second wait)."""
         precise = self.calibrated(settings)
         calibration = self.calibration(info, settings)
+        draft = None
+        if draft_info is not None and settings.draft_model_path:
+            ds = settings.draft_settings()
+            draft = draft_memory(draft_info, ds, formula_calibration(draft_info, ds), len(budget.gpus))
         est = estimate(info, settings, calibration, budget.gpus, budget.overheads,
-                       host_budget=budget.host)
+                       host_budget=budget.host, draft=draft)
         return Plan(settings=settings, estimate=est,
                     checks=tuple(preload_checks(info, settings, machine)),
                     layers=self._layers(info, settings, len(budget.gpus), tried), precise=precise)

@@ -20,16 +20,23 @@ class OpenModelScreen(ModalScreen[str | None]):
                                  padding: 1 2; background: $surface; }
     """
 
-    def __init__(self, current: str = "") -> None:
+    def __init__(self, current: str = "", what: str = "model", allow_empty: bool = False) -> None:
         super().__init__()
-        self.current = current
+        self.current, self.what, self.allow_empty = current, what, allow_empty
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Path of a GGUF model file (Enter opens, Esc cancels):")
+            if self.what == "draft":
+                yield Label("Path of a draft model: a small GGUF with the same vocabulary as the model "
+                            "(Enter uses it, an empty path turns drafting off, Esc cancels):")
+            else:
+                yield Label("Path of a GGUF model file (Enter opens, Esc cancels):")
             yield Input(value=self.current, placeholder="~/models/model.gguf", id="path")
 
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
-        self.dismiss(str(Path(text).expanduser().resolve()) if text else None)
+        if text:
+            self.dismiss(str(Path(text).expanduser().resolve()))
+        else:
+            self.dismiss("" if self.allow_empty else None)

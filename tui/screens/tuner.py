@@ -96,6 +96,7 @@ class TunerScreen(VramdeckScreen):
         Binding("u", "undo", "Last working", show=False, id="tuner.undo"),
         Binding("m", "focus_models", "Models", show=False, id="tuner.models"),
         Binding("o", "open_model", "Open path", show=False, id="tuner.open"),
+        Binding("d", "draft_model", "Draft model", show=False, id="tuner.draft"),
         Binding("r", "rescan", "Rescan models", show=False, id="tuner.rescan"),
     ]
 
@@ -108,6 +109,10 @@ class TunerScreen(VramdeckScreen):
         """What the Tuner shows for the draft: estimate, checks, layer map and speed."""
         self.models: list[DiscoveredModel] = []
         self._badges_for: tuple | None = None
+        self.last_draft_path = ""
+        """The draft model file last chosen (d), for the speculative row to come back to."""
+        self.draft_info: ModelInfo | None = None
+        """The header of that draft model, for its memory in the estimate."""
 
     def compose(self) -> ComposeResult:
         # Not a scroll view: Home/End/PgUp/PgDn and the arrows belong to the settings.
@@ -152,6 +157,12 @@ class TunerScreen(VramdeckScreen):
         context_changed = self.draft is None or context_key(self.draft) != context_key(settings)
         self.draft = settings
         self.query_one(SettingsTable).settings = settings
+        if settings.draft_model_path:
+            if settings.draft_model_path != self.last_draft_path or self.draft_info is None:
+                self.draft_info = None
+                self.read_draft_model(settings.draft_model_path)
+            self.last_draft_path = settings.draft_model_path
+        self._refresh_fields()
         if path_changed:
             self.info = None
             self.plan = None
@@ -180,7 +191,8 @@ class TunerScreen(VramdeckScreen):
         sample = self.app.sample
         gpus = len(sample.gpus) if sample else 0
         table = self.query_one(SettingsTable)
-        fields = fields_for(gpus, moe=bool(self.info and self.info.n_expert))
+        fields = fields_for(gpus, moe=bool(self.info and self.info.n_expert),
+                            speculative=self.draft.speculative if self.draft else "")
         if table.fields != fields:
             table.fields = fields
             table.selected = min(table.selected, len(fields) - 1)
@@ -197,6 +209,22 @@ class TunerScreen(VramdeckScreen):
                                                            f"({exc.strerror or exc})")
             return
         self.app.call_from_thread(self._header_read, info)
+
+    @work(thread=True, exclusive=True, group="draft-header")
+    def read_draft_model(self, path: str) -> None:
+        try:
+            info = load_model_info(path)
+        except (GgufError, OSError) as exc:
+            message = str(exc) if isinstance(exc, GgufError) else f"{path}: cannot be read ({exc})"
+            self.app.call_from_thread(self.notify, terminal_safe(f"The draft model: {message}"),
+                                      severity="error")
+            return
+        self.app.call_from_thread(self._draft_header_read, info)
+
+    def _draft_header_read(self, info: ModelInfo) -> None:
+        if self.draft is not None and Path(self.draft.draft_model_path or "/") == Path(info.path):
+            self.draft_info = info
+            self.show_plan()
 
     def _header_read(self, info: ModelInfo) -> None:
         if self.draft is None or Path(self.draft.model_path) != Path(info.path):
@@ -301,7 +329,8 @@ class TunerScreen(VramdeckScreen):
             return None
         budget = self._budget()
         machine = this_machine(self._n_gpus(), self.app.engine_status.gpu_offload)
-        return self.planner.plan(self.info, self.draft, budget, machine, self.app.loads.tried)
+        draft_info = self.draft_info if self.draft.draft_model_path else None
+        return self.planner.plan(self.info, self.draft, budget, machine, self.app.loads.tried, draft_info)
 
     def show_plan(self) -> None:
         """Every widget its part of the draft's plan: checks, memory bars, layer map."""
@@ -378,6 +407,13 @@ class TunerScreen(VramdeckScreen):
             return
         table = self.query_one(SettingsTable)
         name = table.fields[table.selected].name
+        if name == "speculative" and self.last_draft_path:  # off, prompt lookup, the draft model
+            s = self.draft
+            modes = [s.without_draft(), s.without_draft().with_changes(draft_lookup=True),
+                     s.without_draft().with_changes(draft_model_path=self.last_draft_path)]
+            now = {"": 0, "lookup": 1, "model": 2}[s.speculative]
+            self.set_draft(modes[(now + direction) % 3])
+            return
         self.set_draft(step(self.draft, name, direction, table.n_layer, big=big,
                             n_gpus=self._n_gpus()))
 
@@ -450,6 +486,22 @@ class TunerScreen(VramdeckScreen):
             self.notify("Nothing has loaded yet in this session.", severity="warning")
             return
         self.set_draft(last_working)
+
+    def action_draft_model(self) -> None:
+        """d: the draft model file (Enter on an empty path turns the draft off)."""
+        if self.draft is None:
+            return
+
+        def chosen(path: str | None) -> None:
+            if path is None or self.draft is None:
+                return
+            if path:
+                self.set_draft(self.draft.with_changes(draft_model_path=path, draft_lookup=False))
+            else:
+                self.set_draft(self.draft.without_draft())
+
+        current = self.draft.draft_model_path or self.last_draft_path
+        self.app.push_screen(OpenModelScreen(current, what="draft", allow_empty=True), chosen)
 
     def action_open_model(self) -> None:
         def chosen(path: str | None) -> None:

@@ -28,6 +28,15 @@ def perplexity_text() -> str:
     return resources.files("tui.tune").joinpath("perplexity_text.txt").read_text(encoding="utf-8")
 
 
+DRAFT_PROMPT = "Repeat this text word for word, then go on in the same style:\n\n"
+
+
+def draft_prompt() -> str:
+    """What speculative decoding is measured on: the shipped text to repeat and go on, the kind
+    of reply a draft (or prompt lookup) helps with, the same for every set-up."""
+    return DRAFT_PROMPT + perplexity_text()[:1500]
+
+
 @dataclass
 class Measurement:
     candidate: Candidate
@@ -38,6 +47,11 @@ class Measurement:
     vram_bytes_per_gpu: tuple[int, ...] = ()
     pp_tokens_per_s: float = 0.0
     tg_tokens_per_s: float = 0.0
+    text_tg_tokens_per_s: float = 0.0
+    """Greedy replies to the shipped text (a draft tune's yardstick): the target alone."""
+    draft_tg_tokens_per_s: float = 0.0
+    """The same with the draft: accepted tokens per second."""
+    acceptance: float | None = None
 
     @property
     def predicted_vram(self) -> tuple[int, ...]:
@@ -62,6 +76,13 @@ class TuneReport:
     def ranked(self, objective: str = "tg") -> list[Measurement]:
         key = (lambda m: m.tg_tokens_per_s) if objective == "tg" else (lambda m: m.pp_tokens_per_s)
         return sorted((m for m in self.measured if m.ok), key=key, reverse=True)
+
+    def ranked_on_text(self) -> list[Measurement]:
+        """A draft tune's ranking: tokens per second of greedy replies to the shipped text, with
+        the draft where the set-up has one (every set-up measured the same way)."""
+        def speed(m: Measurement) -> float:
+            return m.draft_tg_tokens_per_s if m.candidate.settings.speculative else m.text_tg_tokens_per_s
+        return sorted((m for m in self.measured if m.ok and speed(m) > 0), key=speed, reverse=True)
 
     @property
     def loads(self) -> int:
@@ -96,7 +117,8 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
                    on_progress: Callable[[str, Measurement | None, TuneReport], None] = lambda *a: None,
                    quality: bool = False, client_factory: Callable[[], EngineLike] = EngineClient,
                    extra: Callable[[TuneReport], list[Candidate]] | None = None,
-                   close_client: bool = True, loads: LoadService | None = None) -> TuneReport:
+                   close_client: bool = True, loads: LoadService | None = None,
+                   on_text: bool = False) -> TuneReport:
     """Measure `candidates` in order. `extra(report)` may add candidates once the list is done
     (thread counts around the best); it is asked once. `close_client=False` leaves the engine
     running (the app's own engine, which then loads the chosen set-up). With `loads` (the app's
@@ -122,7 +144,7 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
             c = queue.pop(0)
             on_progress(f"loading {Path(c.settings.model_path).name} {compact(c.settings, c.info.n_layer)}",
                         None, report)
-            m = await _measure(client, c, stop, loads)
+            m = await _measure(client, c, stop, loads, on_text)
             report.measured.append(m)
             if m.ok and quality and c.settings.model_path not in report.perplexity and not stop.is_set():
                 on_progress(f"perplexity of {Path(c.settings.model_path).name}", m, report)
@@ -141,7 +163,7 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
 
 
 async def _measure(client: EngineLike, c: Candidate, stop: asyncio.Event,
-                   loads: LoadService | None) -> Measurement:
+                   loads: LoadService | None, on_text: bool = False) -> Measurement:
     predicted = tuple(g.total for g in c.estimate.gpus)
     result = await (loads.load(c.settings, predicted) if loads else client.load(c.settings))
     if not isinstance(result, Loaded):
@@ -161,4 +183,13 @@ async def _measure(client: EngineLike, c: Candidate, stop: asyncio.Event,
     m.tg_tokens_per_s = max(bench.tg_tokens_per_s, default=0.0)
     if loads is not None:
         loads.record_bench(c.settings, m.pp_tokens_per_s, m.tg_tokens_per_s)
+    if on_text and not stop.is_set():
+        try:
+            r = await client.draft_bench(draft_prompt(), BENCH_GEN, 1)
+        except EngineError as exc:
+            m.ok, m.error = False, str(exc)
+            return m
+        m.text_tg_tokens_per_s = max(r.alone_tokens_per_s, default=0.0)
+        m.draft_tg_tokens_per_s = max(r.draft_tokens_per_s, default=0.0)
+        m.acceptance = r.accepted_tokens / r.drafted_tokens if r.drafted_tokens else None
     return m

@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Collapsible, Markdown, Static
 
+from tui.chat.speculation import reply_speculation
 from tui.chat.think import split_think
 from tui.engine.protocol import ChatStats
 from tui.safe_text import terminal_safe
@@ -26,6 +27,8 @@ def stats_line(stats: ChatStats, partial: bool) -> str:
              f"{stats.generation_tokens_per_s:.1f} tok/s",
              f"first token {stats.time_to_first_token_s * 1000:.0f} ms",
              f"prompt {stats.prompt_tokens} tok"]
+    if stats.speculative:
+        parts.append(reply_speculation(stats))
     if partial:
         parts.append("stopped" if stats.stop_reason == "cancelled" else stats.stop_reason)
     elif stats.stop_reason in ("length", "context"):

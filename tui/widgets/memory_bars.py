@@ -10,7 +10,7 @@ from tui.fit.estimate import DeviceMemory, MemoryEstimate
 from tui.units import format_bytes
 
 PARTS = (("weights", "█", "$primary"), ("kv", "█", "$secondary"), ("compute", "█", "$accent"),
-         ("overhead", "█", "$warning"))
+         ("overhead", "█", "$warning"), ("draft", "▓", "$primary-lighten-2"))
 
 
 def bar(d: DeviceMemory, width: int) -> Content:
@@ -50,7 +50,9 @@ class MemoryBars(Static):
             budget = f" / {format_bytes(d.budget)}" if d.budget else ""
             lines.append(Content.assemble(f"{d.name:<5} ", bar(d, 24),
                                           f" {format_bytes(d.total)}{budget} ", verdict))
+        draft = any(d.draft for d in (*e.gpus, e.host))
         lines.append(Content.assemble(("█", "$primary"), " weights  ", ("█", "$secondary"), " KV  ",
-                                      ("█", "$accent"), " compute  ", ("█", "$warning"),
-                                      f" overhead   ({e.source})"))
+                                      ("█", "$accent"), " compute  ", ("█", "$warning"), " overhead  ",
+                                      *((("▓", "$primary-lighten-2"), " draft  ") if draft else ()),
+                                      f" ({e.source})"))
         return Content("\n").join(lines)

@@ -6,6 +6,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from tui.chat.speculation import draft_facts_line, reply_speculation
 from tui.engine.protocol import ChatStats, ModelFacts
 from tui.units import format_bytes, format_params
 
@@ -18,6 +19,7 @@ def describe_facts(f: ModelFacts) -> list[str]:
         f"layers on GPU {f.layers_offloaded}/{f.layers_total}  ·  context {f.n_ctx:,} "
         f"(trained {f.n_ctx_train:,})  ·  KV {f.kv_type_k}/{f.kv_type_v}  ·  flash-attn {f.flash_attn}",
         f"measured VRAM {vram}  ·  RSS {format_bytes(f.rss_bytes)}  ·  loaded in {f.load_seconds:.2f} s",
+        *([draft] if (draft := draft_facts_line(f)) else []),
     ]
 
 
@@ -56,6 +58,8 @@ class ModelCard(Static):
         s = self.last_stats
         speed = (f"last reply: prompt {s.prompt_tokens_per_s:.0f} tok/s, generation "
                  f"{s.generation_tokens_per_s:.1f} tok/s" if s else "last reply: -")
+        if s and s.speculative:
+            speed += f"  ·  {reply_speculation(s)}"
         if self.live_tokens_per_s or self.live_prompt_tokens_per_s:
             speed += (f"  ·  now: prompt {self.live_prompt_tokens_per_s:.0f} tok/s, generation "
                       f"{self.live_tokens_per_s:.1f} tok/s")

@@ -4,6 +4,7 @@ each setting is shown in its table."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from tui.engine.settings import ALL_LAYERS, FLASH_ATTN_MODES, KV_TYPES, LoadSettings
 
@@ -38,14 +39,27 @@ GPU_FIELDS: tuple[Field, ...] = (
     Field("main_gpu", "main GPU", "GPU for the output layer and scratch buffers"),
 )
 
+SPECULATIVE_FIELD = Field("speculative", "speculative",
+                          "draft tokens for the model to check in a batch: d picks a draft model file")
+DRAFT_FIELDS: tuple[Field, ...] = (
+    Field("draft_n_gpu_layers", "draft layers", "the draft model's blocks on the GPU (its VRAM costs target layers)"),
+)
+DRAFT_LENGTH_FIELDS: tuple[Field, ...] = (
+    Field("draft_max", "draft max", "most tokens drafted per round (--draft-max)"),
+    Field("draft_min", "draft min", "a shorter draft is not checked (--draft-min)"),
+)
+DRAFT_MAX_STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+
 SPLIT_PRESETS: tuple[tuple[float, ...], ...] = ((), (1.0, 1.0), (2.0, 1.0), (1.0, 2.0), (3.0, 1.0),
                                                  (1.0, 3.0), (3.0, 2.0), (2.0, 3.0))
 
 
-def fields_for(n_gpus: int, moe: bool = False) -> tuple[Field, ...]:
+def fields_for(n_gpus: int, moe: bool = False, speculative: str = "") -> tuple[Field, ...]:
     """The rows of the settings form: the split rows only when there are several GPUs, the
-    experts row only for a mixture-of-experts model."""
-    return FIELDS + (MOE_FIELDS if moe else ()) + (GPU_FIELDS if n_gpus > 1 else ())
+    experts row only for a mixture-of-experts model, the draft's rows only while drafting."""
+    draft = ((SPECULATIVE_FIELD,) + (DRAFT_FIELDS if speculative == "model" else ())
+             + (DRAFT_LENGTH_FIELDS if speculative else ()))
+    return FIELDS + (MOE_FIELDS if moe else ()) + (GPU_FIELDS if n_gpus > 1 else ()) + draft
 
 
 def _cycle(options: tuple[str, ...], current: str, direction: int) -> str:
@@ -97,10 +111,33 @@ def step(s: LoadSettings, name: str, direction: int, n_layer: int | None, big: b
             max(1, top // 8) if big else 1))))
     if name == "main_gpu":
         return s.with_changes(main_gpu=(s.main_gpu + direction) % max(1, n_gpus))
+    if name == "speculative":  # off <-> prompt lookup; a draft model comes from its file (d)
+        if s.speculative:
+            return s.without_draft()
+        return s.with_changes(draft_lookup=True)
+    if name == "draft_n_gpu_layers":
+        top = 999
+        current = top if s.draft_n_gpu_layers == ALL_LAYERS else s.draft_n_gpu_layers
+        new = max(0, min(top, current + direction * (8 if big else 1)))
+        if s.draft_n_gpu_layers == ALL_LAYERS and direction < 0:
+            new = 0  # from all, one step down means none: the draft is small, so all or none
+        return s.with_changes(draft_n_gpu_layers=ALL_LAYERS if new >= top else new)
+    if name == "draft_max":
+        i = min(range(len(DRAFT_MAX_STEPS)), key=lambda j: abs(DRAFT_MAX_STEPS[j] - s.draft_max))
+        new = DRAFT_MAX_STEPS[max(0, min(len(DRAFT_MAX_STEPS) - 1, i + direction))]
+        return s.with_changes(draft_max=new, draft_min=min(s.draft_min, new))
+    if name == "draft_min":
+        return s.with_changes(draft_min=max(0, min(s.draft_max, s.draft_min + direction)))
     raise KeyError(name)
 
 
 def show(s: LoadSettings, name: str, n_layer: int | None) -> str:
+    if name == "speculative":
+        if s.draft_model_path:
+            return Path(s.draft_model_path).name
+        return "prompt lookup" if s.draft_lookup else "off"
+    if name == "draft_n_gpu_layers":
+        return "all" if s.draft_n_gpu_layers == ALL_LAYERS else str(s.draft_n_gpu_layers)
     value = getattr(s, name)
     if name == "n_gpu_layers":
         total = f"/{n_layer + 1}" if n_layer else ""

@@ -323,11 +323,7 @@ class EngineSession:
         if self._no_model(command):
             return
         chat = self.chat
-        drafter = chat.drafter
-        if drafter is None:
-            self.channel.send(CommandFailed(request_id=command.request_id,
-                                            message="No draft model or prompt lookup is loaded."))
-            return
+        drafter = chat.drafter  # without one, only the target alone is measured
         greedy = SamplingSettings(temperature=0, max_tokens=max(2, command.n_gen))
         messages = ({"role": "user", "content": command.prompt},)
         alone: list[float] = []
@@ -338,7 +334,7 @@ class EngineSession:
         try:
             with self._kv_request(command):
                 for rep in range(max(1, command.repetitions) + 1):  # the first of each is a warm-up
-                    for with_draft in ((False, True) if rep % 2 else (True, False)):
+                    for with_draft in ((False, True) if rep % 2 else (True, False)) if drafter else (False,):
                         if self.cancel.is_set():
                             break
                         chat.drafter = drafter if with_draft else None
@@ -356,7 +352,7 @@ class EngineSession:
             chat.drafter = drafter
             chat.forced_acceptance = None
         self.channel.send(DraftBenchResult(
-            request_id=command.request_id, n_gen=greedy.max_tokens, speculative=drafter.kind,
+            request_id=command.request_id, n_gen=greedy.max_tokens, speculative=drafter.kind if drafter else "",
             alone_tokens_per_s=tuple(alone), draft_tokens_per_s=tuple(drafted),
             drafted_tokens=counts[0], accepted_tokens=counts[1],
             forced_acceptance=command.forced_acceptance))
