@@ -253,6 +253,20 @@ class VramdeckApp(App):
         elif isinstance(event, EngineCrashed):
             self.notify(event.describe(), severity="error", timeout=15)
 
+    def recent_prompts(self, n: int = 3) -> str:
+        """The user's last `n` messages in the chat, for an auto-tune with a draft to be scored
+        on; "" when there are none (then the shipped text is used)."""
+        try:
+            stack = self.get_screen_stack("chat")
+        except KeyError:
+            return ""
+        chat = next((s for s in stack if isinstance(s, ChatScreen)), None)
+        if chat is None:
+            return ""
+        conversation = chat.conversation
+        texts = [t.content for t in conversation.turns if t.role == "user" and t.content][-n:]
+        return "\n\n".join(texts)
+
     def _gpu_names(self) -> tuple[str, ...]:
         return tuple(g.name for g in self.sample.gpus) if self.sample else ()
 

@@ -38,11 +38,27 @@ COPY_EDIT = ("Correct the spelling in this text and repeat it in full: The quick
 @pytest.fixture(scope="module")
 def llama():
     import llama_cpp as L
+    from llama_cpp import _logger
 
     L.llama_backend_init()
-    silent = L.llama_log_callback(lambda _level, _text, _user: None)
-    L.llama_log_set(silent, None)
+    L.llama_log_set(_SILENT, None)
     yield L
+    # llama.cpp keeps the pointer: give it back llama-cpp-python's own callback, which lives as
+    # long as the process (a callback freed while set is a crash at the next log line)
+    L.llama_log_set(_logger.llama_log_callback, None)
+
+
+def _silent(_level, _text, _user) -> None:
+    return None
+
+
+def _silent_callback():
+    import llama_cpp as L
+
+    return L.llama_log_callback(_silent)
+
+
+_SILENT = _silent_callback()
 
 
 def _load_all(demo_model, demo_ladder, threads: int):

@@ -458,3 +458,21 @@ def test_layer_map_moe_experts_on_cpu(snap_compare):
     settings = LoadSettings(model_path=str(model), n_ctx=2048, n_cpu_moe=3)
     app = app_with(engine=engine, nvml=rtx3090_with_a_desktop(), settings=settings, models=[folder])
     assert snap_compare(app, terminal_size=(100, 40), run_before=_open_tuner)
+
+
+def test_tuner_70b_with_an_8b_draft(snap_compare, model_70b):
+    """Tuner at 160x50, the 70B with the 8B-shaped file as its draft (speculative row, draft
+    rows, the draft's share of the GPU bar, and the layer map's two options: with the draft at
+    these layers, or no draft and the layers its VRAM would hold)."""
+    draft = str(SNAPSHOT_MODELS / "Llama-3-8B-Q4_K_M.gguf")
+
+    async def run_before(pilot):
+        await _open_tuner(pilot)
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if pilot.app.screen.draft_info is not None:
+                break
+        await settle(pilot)
+
+    assert snap_compare(_tuner_70b(model_70b, 30, draft_model_path=draft, type_k="q8_0", type_v="q8_0",
+                                   flash_attn="on"), terminal_size=(160, 50), run_before=run_before)

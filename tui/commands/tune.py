@@ -14,15 +14,13 @@ from tui.charts import bar
 from tui.commands.fit import MARGIN_ARG, memory_budget
 from tui.engine.settings import LoadSettings, compact
 from tui.fit.calibration import calibrate
-from tui.fit.estimate import draft_memory
-from tui.fit.search import fit_layers
 from tui.models.gguf_info import GgufError
 from tui.models.model_info import load_model_info
 from tui.profiles.portable import measured_results
 from tui.profiles.schema import Profile
 from tui.profiles.store import ProfileStore
 from tui.tune.run import Measurement, TuneReport, run_tune
-from tui.tune.space import Candidate, thread_choices, tune_candidates, with_threads
+from tui.tune.space import draft_candidates, thread_choices, tune_candidates, with_threads
 from tui.units import format_bytes
 
 
@@ -70,9 +68,6 @@ def bars(report: TuneReport, objective: str) -> list[str]:
     return lines
 
 
-DRAFT_LENGTHS = (4, 8, 16)
-
-
 def row(m: Measurement) -> str:
     s = m.candidate.settings
     vram = " + ".join(format_bytes(v) for v in m.vram_bytes_per_gpu) or "-"
@@ -89,24 +84,6 @@ def row(m: Measurement) -> str:
         text = f"  text {m.text_tg_tokens_per_s:7.1f}"
     return (f"  {what:70} tg {m.tg_tokens_per_s:8.1f}  pp {m.pp_tokens_per_s:9.1f}  "
             f"VRAM {vram} (pred. {pred}){text}")
-
-
-def draft_candidates(best: Candidate, draft_path: str, draft_ngl: int, use_dry_run: bool,
-                     gpu_budgets, overheads, margin, host) -> list[Candidate]:
-    """The best set-up with the draft, at each draft length, with the target layers the
-    draft's memory leaves."""
-    draft_info = load_model_info(draft_path)
-    out = []
-    for k in DRAFT_LENGTHS:
-        s = best.settings.with_changes(draft_model_path=draft_path, draft_n_gpu_layers=draft_ngl,
-                                       draft_max=k, draft_min=0)
-        ds = s.draft_settings()
-        draft = draft_memory(draft_info, ds, calibrate(draft_info, ds, use_dry_run), len(gpu_budgets))
-        cal = calibrate(best.info, s, use_dry_run)
-        result = fit_layers(best.info, s, cal, gpu_budgets, overheads, margin, host, draft)
-        if result.host_fits and (not gpu_budgets or result.gpu_fits):
-            out.append(Candidate(result.settings, best.info, result.estimate))
-    return out
 
 
 def main(args: argparse.Namespace) -> int:
@@ -142,7 +119,8 @@ def main(args: argparse.Namespace) -> int:
             cal = calibrate(best.info, best.settings, use_dry_run)
             more = [with_threads(best, t, cal, gpu_budgets, overheads, host) for t in thread_choices()]
         if args.draft:
-            more += draft_candidates(best, args.draft, args.draft_ngl, use_dry_run, gpu_budgets,
+            more += draft_candidates(best, args.draft, args.draft_ngl,
+                                     lambda info, s: calibrate(info, s, use_dry_run), gpu_budgets,
                                      overheads, margin, host)
         return more
 

@@ -10,7 +10,7 @@ arithmetic.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tui.engine.settings import LoadSettings
 from tui.fit.budget import MemoryBudget
@@ -23,7 +23,8 @@ from tui.fit.estimate import (
     formula_calibration,
     layer_devices,
 )
-from tui.fit.speed import bytes_per_token, fitted
+from tui.fit.search import fit_layers
+from tui.fit.speed import DEFAULT_ACCEPTANCE, bytes_per_token, fitted, speculative_tg
 from tui.models.model_info import ModelInfo
 from tui.profiles.tried import TriedConfig
 
@@ -46,6 +47,8 @@ class LayerPlan:
     """The last benchmark of exactly these settings, if any."""
     calibration: str
     """Where the speed model's bandwidths come from, in words."""
+    speculative: str = ""
+    """With a draft: its predicted speed against giving its VRAM to target layers instead."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,8 @@ class Planner:
         return self._calibrations.get(context_key(settings)) or formula_calibration(info, settings)
 
     def plan(self, info: ModelInfo, settings: LoadSettings, budget: MemoryBudget, machine: Machine,
-             tried: Sequence[TriedConfig] = (), draft_info: ModelInfo | None = None) -> Plan:
+             tried: Sequence[TriedConfig] = (), draft_info: ModelInfo | None = None,
+             acceptance: float | None = None) -> Plan:
         """Everything the Tuner shows for `settings`, from the cached calibration if there is
         one, else from the formula (then `precise` is False and a calibration is worth running).
         With `draft_info` (the header of settings' draft model), the draft's memory is in it too
@@ -96,9 +100,32 @@ class Planner:
             draft = draft_memory(draft_info, ds, formula_calibration(draft_info, ds), len(budget.gpus))
         est = estimate(info, settings, calibration, budget.gpus, budget.overheads,
                        host_budget=budget.host, draft=draft)
+        layers = self._layers(info, settings, len(budget.gpus), tried)
+        if draft is not None and draft_info is not None and budget.gpus:
+            alone = fit_layers(info, settings.without_draft(), calibration, budget.gpus, budget.overheads,
+                               budget.margin, budget.host)
+            layers = replace(layers, speculative=self._speculative(
+                info, settings, draft_info, alone.settings, len(budget.gpus), tried, acceptance))
         return Plan(settings=settings, estimate=est,
-                    checks=tuple(preload_checks(info, settings, machine)),
-                    layers=self._layers(info, settings, len(budget.gpus), tried), precise=precise)
+                    checks=tuple(preload_checks(info, settings, machine)), layers=layers, precise=precise)
+
+    @staticmethod
+    def _speculative(info: ModelInfo, s: LoadSettings, draft_info: ModelInfo, alone: LoadSettings,
+                     n_gpus: int, tried: Sequence[TriedConfig], acceptance: float | None) -> str:
+        """The bandwidth model's two options: this target layout with the draft, or no draft and
+        the layers its VRAM would hold instead."""
+        rows = [r for r in tried if r.tg_tokens_per_s and r.settings.model_path == info.path]
+        model = fitted([(*bytes_per_token(info, r.settings, n_gpus), r.tg_tokens_per_s or 0.0) for r in rows])
+        side = bytes_per_token(info, s, n_gpus)
+        target = model.predict(*side)
+        drafting = model.predict(*bytes_per_token(draft_info, s.draft_settings(), n_gpus))
+        a = acceptance if acceptance is not None else DEFAULT_ACCEPTANCE
+        source = "measured" if acceptance is not None else "default"
+        with_draft = speculative_tg(target, drafting, a, s.draft_max, model.cpu_share(*side))
+        instead = model.predict(*bytes_per_token(info, alone, n_gpus))
+        layers = "all" if alone.n_gpu_layers < 0 else str(alone.n_gpu_layers)
+        return (f"with the draft ≈ {with_draft:,.1f} tok/s (kept {a:.0%}, {source}; d{s.draft_max})  ·  "
+                f"without it, {layers} layers ≈ {instead:,.1f} tok/s")
 
     @staticmethod
     def _layers(info: ModelInfo, s: LoadSettings, n_gpus: int,

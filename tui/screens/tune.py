@@ -14,12 +14,14 @@ from textual.widgets import DataTable, Footer, Label, ProgressBar
 from tui.engine.settings import LoadSettings, compact
 from tui.fit.budget import FIT_MARGIN_BYTES
 from tui.fit.calibration import calibrate
+from tui.models.gguf_info import GgufError
 from tui.models.model_info import ModelInfo
 from tui.profiles.portable import measured_results
 from tui.profiles.schema import Profile
+from tui.safe_text import terminal_safe
 from tui.screens.typed import VramdeckModal
 from tui.tune.run import Measurement, TuneReport, run_tune
-from tui.tune.space import thread_choices, tune_candidates, with_threads
+from tui.tune.space import draft_candidates, thread_choices, tune_candidates, with_threads
 from tui.units import format_bytes
 
 
@@ -33,9 +35,14 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
     ]
 
     def __init__(self, info: ModelInfo, base: LoadSettings, budgets, overheads, host: int | None,
-                 time_budget_s: float = 300.0, use_dry_run: bool = True) -> None:
+                 time_budget_s: float = 300.0, use_dry_run: bool = True, text_prompt: str = "") -> None:
         super().__init__()
         self.info, self.base = info, base
+        self.draft_path = base.draft_model_path
+        """With a draft model in the settings: also try it (draft lengths, the layers it leaves),
+        and rank every set-up by tok/s of greedy replies to `text_prompt` (the user's own last
+        prompts) or, without them, the shipped text."""
+        self.text_prompt = text_prompt
         self.budgets, self.overheads, self.host = budgets, overheads, host
         self.time_budget_s, self.use_dry_run = time_budget_s, use_dry_run
         self.stop = asyncio.Event()
@@ -53,7 +60,8 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("tg tok/s", "pp tok/s", "ngl ctx KV fa ub", "threads",
+        first = ("text tok/s", "kept") if self.draft_path else ("tg tok/s",)
+        self.query_one(DataTable).add_columns(*first, "pp tok/s", "ngl ctx KV fa ub", "threads",
                                               "VRAM measured", "predicted")
         self.query_one("#tune-title", Label).update(
             f"Auto-tune {self.info.path.rsplit('/', 1)[-1]}: fastest generation that fits "
@@ -66,7 +74,7 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
         current = self.query_one("#tune-current", Label)
         current.update("Asking the estimator which set-ups fit…")
         candidates, pruned = await asyncio.to_thread(
-            tune_candidates, [self.info], self.base,
+            tune_candidates, [self.info], self.base.without_draft(),
             lambda info, s: calibrate(info, s, self.use_dry_run), self.budgets, self.overheads,
             FIT_MARGIN_BYTES, self.host)
         bar = self.query_one("#tune-progress", ProgressBar)
@@ -78,12 +86,22 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
 
         def more_threads(report: TuneReport) -> list:
             ranked = report.ranked()
-            if not ranked or ranked[0].candidate.all_on_gpu:
+            if not ranked:
                 return []
             best = ranked[0].candidate
-            cal = calibrate(best.info, best.settings, self.use_dry_run)
-            extra = [with_threads(best, t, cal, self.budgets, self.overheads, self.host)
-                     for t in thread_choices()]
+            extra = []
+            if not best.all_on_gpu:
+                cal = calibrate(best.info, best.settings, self.use_dry_run)
+                extra = [with_threads(best, t, cal, self.budgets, self.overheads, self.host)
+                         for t in thread_choices()]
+            if self.draft_path:
+                try:
+                    extra += draft_candidates(best, self.draft_path, self.base.draft_n_gpu_layers,
+                                              lambda info, s: calibrate(info, s, self.use_dry_run),
+                                              self.budgets, self.overheads, FIT_MARGIN_BYTES, self.host)
+                except GgufError as exc:
+                    self.app.call_from_thread(self.notify, terminal_safe(f"The draft model: {exc}"),
+                                              severity="error")
             bar.update(total=len(candidates) + len(extra))
             return extra
 
@@ -96,7 +114,8 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
 
         self.report = await run_tune(candidates, self.time_budget_s, self.stop, progress,
                                      client_factory=lambda: self.app.engine, extra=more_threads,
-                                     close_client=False, loads=self.app.loads)
+                                     close_client=False, loads=self.app.loads,
+                                     on_text=bool(self.draft_path), text_prompt=self.text_prompt)
         self.done = True
         self._show(self.report)
         ended = f" (ended early: {self.report.stopped})" if self.report.stopped else ""
@@ -105,19 +124,28 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
                        f"highlighted set-up (the best is first), w saves it, Esc closes.")
 
     def _show(self, report: TuneReport) -> None:
-        self.rows = report.ranked()
+        self.rows = report.ranked_on_text() if self.draft_path else report.ranked()
         table = self.query_one(DataTable)
         table.clear()
         for m in self.rows:
             s = m.candidate.settings
-            table.add_row(f"{m.tg_tokens_per_s:.1f}", f"{m.pp_tokens_per_s:.1f}",
+            if self.draft_path:
+                speed = m.draft_tg_tokens_per_s if s.speculative else m.text_tg_tokens_per_s
+                kept = f"{m.acceptance:.0%}" if s.speculative and m.acceptance is not None else "-"
+                first: tuple[str, ...] = (f"{speed:.1f}", kept)
+            else:
+                first = (f"{m.tg_tokens_per_s:.1f}",)
+            table.add_row(*first, f"{m.pp_tokens_per_s:.1f}",
                           compact(s, self.info.n_layer), str(s.n_threads or "auto"),
                           " + ".join(format_bytes(v) for v in m.vram_bytes_per_gpu) or "-",
                           " + ".join(format_bytes(v) for v in m.predicted_vram) or "-")
         if self.rows:
             b = self.rows[0]
+            speed = (b.draft_tg_tokens_per_s if b.candidate.settings.speculative else b.text_tg_tokens_per_s
+                     ) if self.draft_path else b.tg_tokens_per_s
+            on = " on your last prompts" if self.text_prompt else " on the shipped text" if self.draft_path else ""
             self.query_one("#tune-best", Label).update(
-                f"Best so far: {b.tg_tokens_per_s:.1f} tok/s with {compact(b.candidate.settings, self.info.n_layer)}")
+                f"Best so far: {speed:.1f} tok/s{on} with {compact(b.candidate.settings, self.info.n_layer)}")
 
     def _highlighted(self) -> LoadSettings | None:
         if not self.rows:

@@ -330,7 +330,17 @@ class TunerScreen(VramdeckScreen):
         budget = self._budget()
         machine = this_machine(self._n_gpus(), self.app.engine_status.gpu_offload)
         draft_info = self.draft_info if self.draft.draft_model_path else None
-        return self.planner.plan(self.info, self.draft, budget, machine, self.app.loads.tried, draft_info)
+        return self.planner.plan(self.info, self.draft, budget, machine, self.app.loads.tried, draft_info,
+                                 self._measured_acceptance())
+
+    def _measured_acceptance(self) -> float | None:
+        """The share of drafted tokens kept in the last reply that used this draft model, if any."""
+        stats = self.app.generation.last_stats
+        facts = self.app.engine_status.facts
+        if (stats is None or stats.speculative != "model" or facts is None or self.draft is None
+                or facts.draft_path != self.draft.draft_model_path):
+            return None
+        return stats.acceptance
 
     def show_plan(self) -> None:
         """Every widget its part of the draft's plan: checks, memory bars, layer map."""
@@ -349,6 +359,7 @@ class TunerScreen(VramdeckScreen):
         layer_map.devices, layer_map.experts_on_cpu = lp.devices, lp.experts_on_cpu
         layer_map.side_bytes, layer_map.predicted = lp.side_bytes, lp.predicted_tg
         layer_map.calibration, layer_map.measured = lp.calibration, lp.measured_tg
+        layer_map.speculative = lp.speculative
 
     @work(thread=True, exclusive=True, group="calibrate")
     def refine_estimate(self, settings: LoadSettings) -> None:
@@ -600,7 +611,8 @@ class TunerScreen(VramdeckScreen):
                 self.app.load_model(target)
 
         self.app.push_screen(TuneScreen(self.info, self.draft, budgets, overheads, host,
-                                        use_dry_run=self.app.use_dry_run), chosen)
+                                        use_dry_run=self.app.use_dry_run,
+                                        text_prompt=self.app.recent_prompts()), chosen)
 
     def action_tried(self) -> None:
         def chosen(picked: tuple[str, TriedConfig] | None) -> None:

@@ -118,7 +118,7 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
                    quality: bool = False, client_factory: Callable[[], EngineLike] = EngineClient,
                    extra: Callable[[TuneReport], list[Candidate]] | None = None,
                    close_client: bool = True, loads: LoadService | None = None,
-                   on_text: bool = False) -> TuneReport:
+                   on_text: bool = False, text_prompt: str = "") -> TuneReport:
     """Measure `candidates` in order. `extra(report)` may add candidates once the list is done
     (thread counts around the best); it is asked once. `close_client=False` leaves the engine
     running (the app's own engine, which then loads the chosen set-up). With `loads` (the app's
@@ -144,7 +144,7 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
             c = queue.pop(0)
             on_progress(f"loading {Path(c.settings.model_path).name} {compact(c.settings, c.info.n_layer)}",
                         None, report)
-            m = await _measure(client, c, stop, loads, on_text)
+            m = await _measure(client, c, stop, loads, on_text, text_prompt)
             report.measured.append(m)
             if m.ok and quality and c.settings.model_path not in report.perplexity and not stop.is_set():
                 on_progress(f"perplexity of {Path(c.settings.model_path).name}", m, report)
@@ -163,7 +163,7 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
 
 
 async def _measure(client: EngineLike, c: Candidate, stop: asyncio.Event,
-                   loads: LoadService | None, on_text: bool = False) -> Measurement:
+                   loads: LoadService | None, on_text: bool = False, text_prompt: str = "") -> Measurement:
     predicted = tuple(g.total for g in c.estimate.gpus)
     result = await (loads.load(c.settings, predicted) if loads else client.load(c.settings))
     if not isinstance(result, Loaded):
@@ -185,7 +185,7 @@ async def _measure(client: EngineLike, c: Candidate, stop: asyncio.Event,
         loads.record_bench(c.settings, m.pp_tokens_per_s, m.tg_tokens_per_s)
     if on_text and not stop.is_set():
         try:
-            r = await client.draft_bench(draft_prompt(), BENCH_GEN, 1)
+            r = await client.draft_bench(text_prompt or draft_prompt(), BENCH_GEN, 1)
         except EngineError as exc:
             m.ok, m.error = False, str(exc)
             return m

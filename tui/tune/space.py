@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import psutil
 
 from tui.engine.settings import LoadSettings
-from tui.fit.estimate import Calibration, MemoryEstimate, estimate
+from tui.fit.estimate import Calibration, MemoryEstimate, draft_memory, estimate
 from tui.fit.search import fit_layers
-from tui.models.model_info import ModelInfo
+from tui.models.model_info import ModelInfo, load_model_info
 
 KV_CHOICES = ("f16", "q8_0", "q4_0")
 FLASH_CHOICES = ("on", "off")
@@ -81,3 +81,28 @@ def with_threads(c: Candidate, threads: int, calibration: Calibration,
     s = c.settings.with_changes(n_threads=threads)
     return Candidate(s, c.info, estimate(c.info, s, calibration, gpu_budgets, gpu_overheads,
                                          host_budget=host_budget))
+
+
+DRAFT_LENGTHS = (4, 8, 16)
+"""Draft lengths a tune with a draft tries: short drafts lose least when checking a batch is not
+free (layers on the CPU), long ones win when most drafts are kept."""
+
+
+def draft_candidates(best: Candidate, draft_path: str, draft_ngl: int,
+                     calibrate: Callable[[ModelInfo, LoadSettings], Calibration],
+                     gpu_budgets: tuple[int | None, ...], gpu_overheads: tuple[int, ...],
+                     margin: int, host_budget: int | None) -> list[Candidate]:
+    """`best` with the draft model at each draft length, with the target layers the draft's
+    memory leaves (the same fit, the draft's weights, KV and compute counted first)."""
+    draft_info = load_model_info(draft_path)
+    out = []
+    for k in DRAFT_LENGTHS:
+        s = best.settings.with_changes(draft_model_path=draft_path, draft_n_gpu_layers=draft_ngl,
+                                       draft_max=k, draft_min=0, draft_lookup=False)
+        ds = s.draft_settings()
+        draft = draft_memory(draft_info, ds, calibrate(draft_info, ds), len(gpu_budgets))
+        result = fit_layers(best.info, s, calibrate(best.info, s), gpu_budgets, gpu_overheads, margin,
+                            host_budget, draft)
+        if result.host_fits and (not gpu_budgets or result.gpu_fits):
+            out.append(Candidate(result.settings, best.info, result.estimate))
+    return out

@@ -26,6 +26,8 @@ class LayerMap(Static):
     predicted: reactive[float | None] = reactive(None)
     measured: reactive[float | None] = reactive(None)
     calibration: reactive[str] = reactive("")
+    speculative: reactive[str] = reactive("", layout=True)
+    """With a draft: the two options' predicted speeds, in words."""
 
     def on_mount(self) -> None:
         self.border_title = "Layer map"
@@ -61,4 +63,6 @@ class LayerMap(Static):
         lines = [Content.assemble(*cells), Content.assemble(*legend)]
         if speed:
             lines.append(Content("  ·  ".join(speed)))
+        if self.speculative:
+            lines.append(Content(self.speculative))
         return Content("\n").join(lines)
