@@ -91,3 +91,23 @@ def test_tune_cli_measures_stops_on_its_time_budget_and_saves_the_best(demo_mode
     assert report["stopped"] == "time budget" and report["untried"]
     assert report["best"]["model_path"] == str(demo_model)
     assert all(m["ok"] and m["tg_tokens_per_s"] > 0 for m in report["measured"])
+
+
+@pytest.mark.slow
+def test_cpu_only_tune_without_vram_tunes_threads_and_never_gpu_layers(demo_model):
+    """No GPU here and no --vram: a normal state. Before, tune stopped at once asking for --vram."""
+    out = subprocess.run([sys.executable, "-m", "tui", "tune", str(demo_model), "--time-budget", "120s",
+                          "--no-quality", "--min-ctx", "1024", "--json"], capture_output=True, text=True,
+                         timeout=400)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["cpu_only"] and data["measured"]
+    settings = [m["settings"] for m in data["measured"]]
+    assert all(s["n_gpu_layers"] == 0 for s in settings)
+    assert all("predicted_vram" not in m and "measured_vram" not in m for m in data["measured"])
+    tried = {(s["type_k"], s["flash_attn"], s["n_ubatch"]) for s in settings}
+    assert len(tried) >= 3, tried
+    assert any(s["n_threads"] for s in settings), "thread counts are tried around the best"
+    text = subprocess.run([sys.executable, "-m", "tui", "tune", str(demo_model), "--time-budget", "1s",
+                           "--no-quality", "--min-ctx", "1024"], capture_output=True, text=True, timeout=200)
+    assert "the CPU alone" in text.stdout and "VRAM" not in text.stdout

@@ -20,7 +20,14 @@ from tui.profiles.portable import measured_results
 from tui.profiles.schema import Profile
 from tui.profiles.store import ProfileStore
 from tui.tune.run import Measurement, TuneReport, run_tune
-from tui.tune.space import draft_candidates, thread_choices, tune_candidates, with_threads
+from tui.tune.space import (
+    cpu_candidates,
+    cpu_extra,
+    draft_candidates,
+    thread_choices,
+    tune_candidates,
+    with_threads,
+)
 from tui.units import format_bytes
 
 
@@ -68,6 +75,16 @@ def bars(report: TuneReport, objective: str) -> list[str]:
     return lines
 
 
+def cpu_row(m: Measurement) -> str:
+    """A CPU-only set-up in what matters there: no GPU layers, no VRAM."""
+    s = m.candidate.settings
+    what = (f"{Path(s.model_path).name[:30]:30} threads {s.n_threads or 'auto'}/{s.n_threads_batch or 'auto'} "
+            f"ub{s.n_ubatch} KV {s.type_k} fa-{s.flash_attn}{'' if s.use_mmap else ' no-mmap'}")
+    if not m.ok:
+        return f"  {what:70} failed: {m.error[:60]}"
+    return f"  {what:70} tg {m.tg_tokens_per_s:8.1f}  pp {m.pp_tokens_per_s:9.1f}  load {m.load_seconds:.2f} s"
+
+
 def row(m: Measurement) -> str:
     s = m.candidate.settings
     vram = " + ".join(format_bytes(v) for v in m.vram_bytes_per_gpu) or "-"
@@ -92,21 +109,35 @@ def main(args: argparse.Namespace) -> int:
         if args.draft:
             load_model_info(args.draft)  # a bad draft file is said now, not after the tune
         time_budget = parse_duration(args.time_budget)
-        budget = memory_budget(args.vram, args.margin)
+        budget = memory_budget(args.vram, args.margin, cpu_only_ok=True)
     except (GgufError, ValueError) as exc:
         print(f"vramdeck tune: {exc}", file=sys.stderr)
         return 2
+    cpu_only = not budget.gpus
     gpu_budgets, overheads, margin, host = budget.gpus, budget.overheads, budget.margin, budget.host
     source = budget.source
     base = LoadSettings(model_path=infos[0].path, n_ctx=args.min_ctx)
     use_dry_run = not args.formula
-    candidates, pruned = tune_candidates(
-        infos, base, lambda info, s: calibrate(info, s, use_dry_run), gpu_budgets, overheads,
-        margin, host)
     say = (lambda *a: None) if args.json else print
-    say(f"budget {', '.join(format_bytes(b) for b in gpu_budgets)} ({source}), margin "
-        f"{format_bytes(margin)}, context >= {args.min_ctx:,}: {len(candidates)} candidates to "
-        f"measure, {len(pruned)} pruned by the estimate; time budget {time_budget:.0f} s")
+    if cpu_only:
+        candidates, pruned = cpu_candidates(infos, base, lambda info, s: calibrate(info, s, use_dry_run), host)
+    else:
+        candidates, pruned = tune_candidates(
+            infos, base, lambda info, s: calibrate(info, s, use_dry_run), gpu_budgets, overheads,
+            margin, host)
+        if args.vram and candidates and "CPU build" in calibrate(infos[0], candidates[0].settings,
+                                                                  use_dry_run).source:
+            print("vramdeck tune: this llama.cpp build has no GPU offload, so it plans for a GPU it "
+                  "cannot measure: every layer will run on the CPU whatever the plan says "
+                  "(tune without --vram tunes what matters on the CPU)", file=sys.stderr)
+    if cpu_only:
+        say(f"{source}: tuning threads, batch threads, n_ubatch, KV type, flash attention and mmap; "
+            f"context >= {args.min_ctx:,}: {len(candidates)} candidates, then threads around the best; "
+            f"time budget {time_budget:.0f} s")
+    else:
+        say(f"budget {', '.join(format_bytes(b) for b in gpu_budgets)} ({source}), margin "
+            f"{format_bytes(margin)}, context >= {args.min_ctx:,}: {len(candidates)} candidates to "
+            f"measure, {len(pruned)} pruned by the estimate; time budget {time_budget:.0f} s")
 
     def more_threads(report: TuneReport) -> list:
         """Thread counts around the best, when part of it runs on the CPU; then the draft."""
@@ -115,6 +146,8 @@ def main(args: argparse.Namespace) -> int:
             return []
         best = ranked[0].candidate
         more = []
+        if cpu_only:
+            return cpu_extra(best, host)
         if not best.all_on_gpu:
             cal = calibrate(best.info, best.settings, use_dry_run)
             more = [with_threads(best, t, cal, gpu_budgets, overheads, host) for t in thread_choices()]
@@ -129,7 +162,7 @@ def main(args: argparse.Namespace) -> int:
             best = report.ranked(args.objective)
             speed = (best[0].tg_tokens_per_s if args.objective == "tg" else best[0].pp_tokens_per_s) if best else 0
             lead = f"   best so far: {speed:.1f} tok/s" if best else ""
-            say(f"[{report.loads}] {row(m).strip()}{lead}")
+            say(f"[{report.loads}] {(cpu_row(m) if cpu_only else row(m)).strip()}{lead}")
         elif what != "measured":
             say(f"    {what} …")
 
@@ -157,9 +190,10 @@ def main(args: argparse.Namespace) -> int:
             "seconds": round(report.seconds, 1), "stopped": report.stopped,
             "pruned": pruned, "untried": [c.settings.to_dict() for c in report.untried],
             "perplexity": report.perplexity,
+            "cpu_only": cpu_only,
             "measured": [{"settings": m.candidate.settings.to_dict(), "ok": m.ok, "error": m.error,
-                          "predicted_vram": list(m.predicted_vram),
-                          "measured_vram": list(m.vram_bytes_per_gpu),
+                          **({} if cpu_only else {"predicted_vram": list(m.predicted_vram),
+                                                  "measured_vram": list(m.vram_bytes_per_gpu)}),
                           "pp_tokens_per_s": m.pp_tokens_per_s, "tg_tokens_per_s": m.tg_tokens_per_s,
                           "text_tg_tokens_per_s": m.text_tg_tokens_per_s,
                           "draft_tg_tokens_per_s": m.draft_tg_tokens_per_s, "acceptance": m.acceptance,
@@ -176,7 +210,7 @@ def main(args: argparse.Namespace) -> int:
     print("\nRanked by tok/s of greedy replies to the shipped text (with the draft where there is one):"
           if args.draft else f"\nRanked by {args.objective} tok/s:")
     for m in ranked[:10]:
-        print(row(m))
+        print(cpu_row(m) if cpu_only else row(m))
     if report.perplexity or len(infos) > 1:
         print("\nSpeed against quality (best set-up of each file):")
         print("\n".join(bars(report, args.objective)))
@@ -184,6 +218,9 @@ def main(args: argparse.Namespace) -> int:
         print("Pareto front (nothing is both faster and better): "
               + ", ".join(Path(m.candidate.settings.model_path).name for m in front))
     best = ranked[0]
+    if cpu_only:
+        print(f"\nBest: {cpu_row(best).strip()}")
+        return 0
     print(f"\nBest: {Path(best.candidate.settings.model_path).name} "
           f"{compact(best.candidate.settings, best.candidate.info.n_layer)}"
           f"{f' t{best.candidate.settings.n_threads}' if best.candidate.settings.n_threads else ''}")

@@ -76,6 +76,39 @@ def tune_candidates(infos: list[ModelInfo], base: LoadSettings,
     return out, pruned
 
 
+def cpu_candidates(infos: list[ModelInfo], base: LoadSettings, calibration: Callable[[ModelInfo, LoadSettings],
+                   Calibration], host_budget: int | None) -> tuple[list[Candidate], list[str]]:
+    """With no GPU: what matters on the CPU, no GPU layers. KV type, flash attention and n_ubatch
+    first (at the default threads), most promising first; thread counts come after (`cpu_extra`)."""
+    out: list[Candidate] = []
+    pruned: list[str] = []
+    for info in infos:
+        for kv in ("f16", "q8_0"):
+            for flash in FLASH_CHOICES:
+                if not valid(kv, flash):
+                    continue
+                for ub in (512, 128):
+                    s = base.with_changes(model_path=info.path, n_gpu_layers=0, type_k=kv, type_v=kv,
+                                          flash_attn=flash, n_ubatch=ub, n_batch=max(base.n_batch, ub))
+                    e = estimate(info, s, calibration(info, s), (), (), host_budget=host_budget)
+                    if not e.host.fits:
+                        pruned.append(f"{info.path.rsplit('/', 1)[-1]} KV {kv} fa {flash} ub {ub}: "
+                                      "does not fit the RAM available")
+                        continue
+                    out.append(Candidate(s, info, e))
+    return out, pruned
+
+
+def cpu_extra(best: Candidate, host_budget: int | None) -> list[Candidate]:
+    """Around the best CPU set-up: generation threads (physical cores, half, one less), batch
+    threads on every logical CPU, and reading the file instead of mapping it."""
+    logical = psutil.cpu_count(logical=True) or 1
+    options = [best.settings.with_changes(n_threads=t) for t in thread_choices()]
+    options.append(best.settings.with_changes(n_threads_batch=logical))
+    options.append(best.settings.with_changes(use_mmap=False))
+    return [Candidate(s, best.info, best.estimate) for s in options if s != best.settings]
+
+
 def with_threads(c: Candidate, threads: int, calibration: Calibration,
                  gpu_budgets, gpu_overheads, host_budget) -> Candidate:
     s = c.settings.with_changes(n_threads=threads)

@@ -187,6 +187,9 @@ class ChatSession:
             out.append(picker.pick(logits_row(self.lm.ctx, len(draft.tokens), self.n_vocab),
                                    generated + out))
         if draft.tokens:
+            feedback = getattr(self.drafter, "feedback", None)
+            if feedback is not None:
+                feedback(len(draft.tokens), len(out) - 1)
             counts.rounds += 1
             counts.drafted += len(draft.tokens)
             counts.accepted += len(out) - 1  # the last is the target's own draw

@@ -160,14 +160,24 @@ class LookupDrafter:
 
     def __init__(self) -> None:
         self.cached: list[int] = []
+        self.cap = 0
+        """How many tokens to propose next: a lookup has no probability to stop on, so the length
+        adapts to what the target kept (doubling after a round kept whole, else what was kept
+        plus one), since each checked token costs a share of a step on CPU layers."""
 
     def reset(self) -> None:
         self.cached = []
+
+    def feedback(self, drafted: int, accepted: int) -> None:
+        if drafted:
+            self.cap = max(1, self.cap * 2 if accepted == drafted else accepted + 1)
 
     def propose(self, context: Sequence[int], generated: Sequence[int], max_n: int,
                 picker: TokenPicker, cancelled: threading.Event) -> Draft:
         draft = Draft()
         tokens = list(context)
+        self.cap = min(self.cap or max_n, max_n)
+        max_n = self.cap
         for n in LOOKUP_NGRAM:
             if len(tokens) <= n:
                 continue
