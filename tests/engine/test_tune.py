@@ -111,3 +111,27 @@ def test_cpu_only_tune_without_vram_tunes_threads_and_never_gpu_layers(demo_mode
     text = subprocess.run([sys.executable, "-m", "tui", "tune", str(demo_model), "--time-budget", "1s",
                            "--no-quality", "--min-ctx", "1024"], capture_output=True, text=True, timeout=200)
     assert "the CPU alone" in text.stdout and "VRAM" not in text.stdout
+
+
+def test_the_leaders_are_measured_again_and_the_same_set_up_twice_is_a_tie(sparse_70b):
+    """Two candidates that are the same file and settings: after the leaders are measured again
+    (round-robin), the second is reported within noise of the first, not as slower."""
+    from tests.fakes import FACTS, ScriptedEngine
+    from tui.tune.run import run_tune, within_noise
+
+    info = load_model_info(sparse_70b)
+    s = LoadSettings(model_path=str(sparse_70b), n_ctx=4096, n_gpu_layers=40)
+    est = formula_calibration(info, s)
+    from tui.fit.estimate import estimate
+
+    c = Candidate(s, info, estimate(info, s, est, (24 * GiB,), (0,)))
+    other = Candidate(s.with_changes(n_gpu_layers=20), info, estimate(info, s.with_changes(n_gpu_layers=20), est,
+                                                                       (24 * GiB,), (0,)))
+    engine = ScriptedEngine(facts=FACTS.__class__(**{**FACTS.__dict__, "layers_total": 81}))
+    report = asyncio.run(run_tune([c, c, other], 60, asyncio.Event(), client_factory=lambda: engine))
+    ranked = report.ranked()
+    assert [len(m.tg_runs) for m in ranked] == [3, 3, 3], "every leader measured twice more"
+    assert ranked[0].candidate.settings == ranked[1].candidate.settings
+    assert report.ties == [ranked[1]], "the same set-up twice is within noise; 20 layers is not"
+    assert not within_noise(ranked[0], ranked[2])
+    assert ranked[0].spread() == "± 0.0 (3 runs)"

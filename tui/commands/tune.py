@@ -82,7 +82,8 @@ def cpu_row(m: Measurement) -> str:
             f"ub{s.n_ubatch} KV {s.type_k} fa-{s.flash_attn}{'' if s.use_mmap else ' no-mmap'}")
     if not m.ok:
         return f"  {what:70} failed: {m.error[:60]}"
-    return f"  {what:70} tg {m.tg_tokens_per_s:8.1f}  pp {m.pp_tokens_per_s:9.1f}  load {m.load_seconds:.2f} s"
+    return (f"  {what:70} tg {m.tg_tokens_per_s:8.1f} {m.spread():16} pp {m.pp_tokens_per_s:9.1f}  "
+            f"load {m.load_seconds:.2f} s")
 
 
 def row(m: Measurement) -> str:
@@ -99,7 +100,7 @@ def row(m: Measurement) -> str:
         text = f"  text {m.draft_tg_tokens_per_s:7.1f} with draft (alone {m.text_tg_tokens_per_s:.1f}, kept {acc})"
     elif m.text_tg_tokens_per_s:
         text = f"  text {m.text_tg_tokens_per_s:7.1f}"
-    return (f"  {what:70} tg {m.tg_tokens_per_s:8.1f}  pp {m.pp_tokens_per_s:9.1f}  "
+    return (f"  {what:70} tg {m.tg_tokens_per_s:8.1f} {m.spread():16} pp {m.pp_tokens_per_s:9.1f}  "
             f"VRAM {vram} (pred. {pred}){text}")
 
 
@@ -197,8 +198,10 @@ def main(args: argparse.Namespace) -> int:
                           "pp_tokens_per_s": m.pp_tokens_per_s, "tg_tokens_per_s": m.tg_tokens_per_s,
                           "text_tg_tokens_per_s": m.text_tg_tokens_per_s,
                           "draft_tg_tokens_per_s": m.draft_tg_tokens_per_s, "acceptance": m.acceptance,
+                          "tg_runs": m.tg_runs, "tg_stdev": round(m.tg_stdev, 2),
                           "load_seconds": m.load_seconds} for m in report.measured],
             "best": ranked[0].candidate.settings.to_dict() if ranked else None,
+            "tied_with_best": [m.candidate.settings.to_dict() for m in report.ties],
             "pareto": [m.candidate.settings.model_path for m in report.pareto(args.objective)],
         }, indent=2))
         return 0 if ranked else 1
@@ -218,6 +221,11 @@ def main(args: argparse.Namespace) -> int:
         print("Pareto front (nothing is both faster and better): "
               + ", ".join(Path(m.candidate.settings.model_path).name for m in front))
     best = ranked[0]
+    if report.ties:
+        print(f"\nWithin noise of the best (measured again, interleaved: the order among these is a "
+              f"coin toss on this machine): {len(report.ties)}")
+        for m in report.ties:
+            print(cpu_row(m) if cpu_only else row(m))
     if cpu_only:
         print(f"\nBest: {cpu_row(best).strip()}")
         return 0

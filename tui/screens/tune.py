@@ -134,7 +134,7 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
                 kept = f"{m.acceptance:.0%}" if s.speculative and m.acceptance is not None else "-"
                 first: tuple[str, ...] = (f"{speed:.1f}", kept)
             else:
-                first = (f"{m.tg_tokens_per_s:.1f}",)
+                first = (f"{m.tg_tokens_per_s:.1f}" + (f" ±{m.tg_stdev:.1f}" if len(m.tg_runs) > 1 else ""),)
             table.add_row(*first, f"{m.pp_tokens_per_s:.1f}",
                           compact(s, self.info.n_layer), str(s.n_threads or "auto"),
                           " + ".join(format_bytes(v) for v in m.vram_bytes_per_gpu) or "-",
@@ -144,8 +144,9 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
             speed = (b.draft_tg_tokens_per_s if b.candidate.settings.speculative else b.text_tg_tokens_per_s
                      ) if self.draft_path else b.tg_tokens_per_s
             on = " on your last prompts" if self.text_prompt else " on the shipped text" if self.draft_path else ""
+            ties = f"; {len(report.ties)} within noise of it" if report.ties else ""
             self.query_one("#tune-best", Label).update(
-                f"Best so far: {speed:.1f} tok/s{on} with {compact(b.candidate.settings, self.info.n_layer)}")
+                f"Best so far: {speed:.1f} tok/s{on} with {compact(b.candidate.settings, self.info.n_layer)}{ties}")
 
     def _highlighted(self) -> LoadSettings | None:
         if not self.rows:

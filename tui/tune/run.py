@@ -5,6 +5,7 @@ measured so far."""
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,18 @@ class Measurement:
     draft_tg_tokens_per_s: float = 0.0
     """The same with the draft: accepted tokens per second."""
     acceptance: float | None = None
+    tg_runs: list[float] = field(default_factory=list)
+    """Every tg measured for this set-up (the leaders are measured again); tg_tokens_per_s is
+    their mean."""
+
+    @property
+    def tg_stdev(self) -> float:
+        return statistics.stdev(self.tg_runs) if len(self.tg_runs) > 1 else 0.0
+
+    def spread(self) -> str:
+        """`± 3.1 (3 runs)`, or `(1 run)`: every speed figure says how sure it is."""
+        n = len(self.tg_runs) or 1
+        return f"± {self.tg_stdev:.1f} ({n} runs)" if n > 1 else "(1 run)"
 
     @property
     def predicted_vram(self) -> tuple[int, ...]:
@@ -71,6 +84,9 @@ class TuneReport:
     """Perplexity per model file."""
     stopped: str = ""
     """Why the tune ended before trying everything ("time budget", "stopped"), or ""."""
+    ties: list[Measurement] = field(default_factory=list)
+    """Set-ups whose speed is within noise of the best's (after the leaders were measured
+    again): the order among them and the best is a coin toss."""
     seconds: float = 0.0
 
     def ranked(self, objective: str = "tg") -> list[Measurement]:
@@ -155,11 +171,47 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
                     m.error = f"perplexity failed: {exc}"
             on_progress("measured", m, report)
         report.untried = queue
+        if not stop.is_set() and not on_text:
+            await _repeat_leaders(client, report, started, time_budget_s, stop, loads)
     finally:
         if close_client:
             await client.stop()
         report.seconds = time.monotonic() - started
     return report
+
+
+LEADERS, REPEATS = 3, 2
+"""The leading set-ups are measured this many more times each, interleaved, while time is left."""
+
+
+def within_noise(a: Measurement, b: Measurement) -> bool:
+    """Two tg figures closer than twice the standard error of their difference (or than 3 %
+    when neither has a spread yet) cannot be told apart."""
+    if not a.tg_runs or not b.tg_runs:
+        return False
+    se = (a.tg_stdev ** 2 / len(a.tg_runs) + b.tg_stdev ** 2 / len(b.tg_runs)) ** 0.5
+    gap = abs(a.tg_tokens_per_s - b.tg_tokens_per_s)
+    return gap <= max(2 * se, 0.03 * max(a.tg_tokens_per_s, b.tg_tokens_per_s))
+
+
+async def _repeat_leaders(client: EngineLike, report: TuneReport, started: float, time_budget_s: float,
+                          stop: asyncio.Event, loads: LoadService | None) -> None:
+    """One short run per set-up ranks by noise on a busy or small machine: measure the leaders
+    again, round-robin (so a drift in the machine's speed falls on all of them), then say
+    which are within noise of the best."""
+    leaders = report.ranked()[:LEADERS]
+    if len(leaders) < 2:
+        return
+    for _ in range(REPEATS):
+        for m in leaders:
+            if stop.is_set() or time.monotonic() - started > time_budget_s:
+                break
+            again = await _measure(client, m.candidate, stop, loads)
+            if again.ok and again.tg_tokens_per_s > 0:
+                m.tg_runs.append(again.tg_tokens_per_s)
+                m.tg_tokens_per_s = statistics.fmean(m.tg_runs)
+    ranked = report.ranked()
+    report.ties = [m for m in ranked[1:LEADERS] if within_noise(ranked[0], m)]
 
 
 async def _measure(client: EngineLike, c: Candidate, stop: asyncio.Event,
@@ -181,6 +233,7 @@ async def _measure(client: EngineLike, c: Candidate, stop: asyncio.Event,
         return m
     m.pp_tokens_per_s = max(bench.pp_tokens_per_s, default=0.0)
     m.tg_tokens_per_s = max(bench.tg_tokens_per_s, default=0.0)
+    m.tg_runs = [m.tg_tokens_per_s] if m.tg_tokens_per_s > 0 else []
     if loads is not None:
         loads.record_bench(c.settings, m.pp_tokens_per_s, m.tg_tokens_per_s)
     if on_text and not stop.is_set():
