@@ -10,12 +10,12 @@ import time
 
 import llama_cpp as L
 
+from tui.engine.host.batches import decode_last
 from tui.engine.host.runtime import LoadedModel
 
 
 def _decode(ctx: int, tokens: list[int]) -> None:
-    arr = (L.llama_token * len(tokens))(*tokens)
-    rc = L.llama_decode(ctx, L.llama_batch_get_one(arr, len(tokens)))
+    rc = decode_last(ctx, tokens)
     if rc != 0:
         raise RuntimeError(f"llama_decode failed with code {rc}")
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import llama_cpp as L
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from tui.engine.host.batches import decode_last, fill_batch
 from tui.engine.host.runtime import LoadedModel
 from tui.engine.host.sampling import TokenPicker, verify
 from tui.engine.host.speculative import Draft, LookupDrafter, ModelDrafter, logits_row
@@ -98,8 +99,7 @@ class ChatSession:
         return tokenize(self.lm.vocab, prompt, add_bos)
 
     def _decode(self, tokens: list[int]) -> None:
-        arr = (L.llama_token * len(tokens))(*tokens)
-        rc = L.llama_decode(self.lm.ctx, L.llama_batch_get_one(arr, len(tokens)))
+        rc = decode_last(self.lm.ctx, tokens)
         if rc != 0:
             self.reset()
             raise RuntimeError(f"llama_decode failed with code {rc}")
@@ -107,17 +107,9 @@ class ChatSession:
 
     def _decode_all_logits(self, tokens: list[int]) -> None:
         """Decode `tokens` after the cache with logits for every one of them (to check a draft)."""
-        n = len(tokens)
-        batch = L.llama_batch_init(n, 0, 1)
+        batch = L.llama_batch_init(len(tokens), 0, 1)
         try:
-            base = len(self.cached)
-            for i, t in enumerate(tokens):
-                batch.token[i] = t
-                batch.pos[i] = base + i
-                batch.n_seq_id[i] = 1
-                batch.seq_id[i][0] = 0
-                batch.logits[i] = 1
-            batch.n_tokens = n
+            fill_batch(batch, tokens, len(self.cached))
             rc = L.llama_decode(self.lm.ctx, batch)
         finally:
             L.llama_batch_free(batch)

@@ -11,6 +11,7 @@ import threading
 import llama_cpp as L
 import numpy as np
 
+from tui.engine.host.batches import fill_batch
 from tui.engine.host.generate import tokenize
 from tui.engine.host.runtime import LoadedModel
 
@@ -37,13 +38,7 @@ def perplexity(lm: LoadedModel, text: str, chunk: int, cancelled: threading.Even
             logits = np.empty((len(piece), n_vocab), dtype=np.float32)
             for b in range(0, len(piece), n_batch):
                 part = piece[b:b + n_batch]
-                batch.n_tokens = len(part)
-                for i, tok in enumerate(part):
-                    batch.token[i] = tok
-                    batch.pos[i] = b + i
-                    batch.n_seq_id[i] = 1
-                    batch.seq_id[i][0] = 0
-                    batch.logits[i] = 1
+                fill_batch(batch, part, b)
                 rc = L.llama_decode(ctx, batch)
                 if rc != 0:
                     raise RuntimeError(f"llama_decode failed with code {rc}")

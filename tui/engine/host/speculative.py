@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import llama_cpp as L
 import numpy as np
 
+from tui.engine.host.batches import decode_last
 from tui.engine.host.runtime import LoadedModel
 from tui.engine.host.sampling import Dist, TokenPicker, confidence
 
@@ -88,8 +89,7 @@ class ModelDrafter:
         self.cached: list[int] = []
 
     def _decode(self, tokens: list[int]) -> None:
-        arr = (L.llama_token * len(tokens))(*tokens)
-        rc = L.llama_decode(self.lm.ctx, L.llama_batch_get_one(arr, len(tokens)))
+        rc = decode_last(self.lm.ctx, tokens)
         if rc != 0:
             self.reset()
             raise RuntimeError(f"the draft model's llama_decode failed with code {rc}")
