@@ -39,13 +39,19 @@ def app_for(target: Path, draft: Path) -> VramdeckApp:
                        sample_interval=3600, use_dry_run=False)
 
 
+async def open_tuner(pilot):
+    """F4, then wait until the Tuner has read both the model's and the draft's headers."""
+    await pilot.press("f4")
+    tuner = pilot.app.screen
+    await until(pilot, lambda: tuner.info is not None and tuner.draft_info is not None)
+    return tuner
+
+
 async def test_the_draft_is_in_the_estimate_and_d_drops_and_brings_it_back(files):
     target, draft = files
     app = app_for(target, draft)
     async with app.run_test(size=(160, 50)) as pilot:
-        await pilot.press("f4")
-        tuner = app.screen
-        await until(pilot, lambda: tuner.info is not None and tuner.draft_info is not None)
+        tuner = await open_tuner(pilot)
         await until(pilot, lambda: tuner.plan is not None and tuner.plan.estimate.gpus[0].draft > 0)
         drafted = tuner.plan.estimate.gpus[0]
         assert 4 * GiB < drafted.draft < 6 * GiB  # the 8B's Q4_K_M weights, KV and compute
@@ -77,9 +83,7 @@ async def test_auto_tune_with_a_draft_tries_it_and_ranks_on_text(files):
     target, draft = files
     app = app_for(target, draft)
     async with app.run_test(size=(160, 50)) as pilot:
-        await pilot.press("f4")
-        tuner = app.screen
-        await until(pilot, lambda: tuner.info is not None and tuner.draft_info is not None)
+        await open_tuner(pilot)
         await pilot.press("T")
         await until(pilot, lambda: isinstance(app.screen, TuneScreen))
         tune = app.screen
