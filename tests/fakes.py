@@ -138,6 +138,12 @@ class ScriptedEngine:
     async def perplexity(self, text: str, chunk: int = 512):
         raise NotImplementedError("the scripted engine scores no text")
 
+    async def top_k(self, text: str, chunk: int = 512, k: int = 64, m: int = 64):
+        raise NotImplementedError("the scripted engine scores no text")
+
+    async def kld(self, command):
+        raise NotImplementedError("the scripted engine scores no text")
+
 
 def _is_an_engine(engine: ScriptedEngine) -> EngineLike:
     """The type checker (pyright covers this file) holds the scripted engine to the app's

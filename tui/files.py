@@ -43,6 +43,11 @@ def private_dir(path: Path) -> Path:
 
 def read_regular_text(path: Path, limit: int = 64 << 20) -> str:
     """The text of a regular file of at most `limit` bytes (NotARegularFile, FileTooLarge)."""
+    return read_regular_bytes(path, limit).decode("utf-8", errors="replace")
+
+
+def read_regular_bytes(path: Path, limit: int = 64 << 20) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes (NotARegularFile, FileTooLarge)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     with open(fd, "rb") as f:
         st = os.fstat(fd)
@@ -53,18 +58,18 @@ def read_regular_text(path: Path, limit: int = 64 << 20) -> str:
         data = f.read(limit + 1)
     if len(data) > limit:
         raise FileTooLarge(f"{path} grew past {limit:,} bytes while being read")
-    return data.decode("utf-8", errors="replace")
+    return data
 
 
-def write_atomically(path: Path, text: str, mode: int = PRIVATE_FILE) -> None:
+def write_atomically(path: Path, text: str | bytes, mode: int = PRIVATE_FILE) -> None:
     """Readers see the old file or the new one, never a part: temp file, fsync, rename, fsync dir.
     A symlink at `path` is replaced, not followed."""
     private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)
-            f.write(text)
+            f.write(text.encode("utf-8") if isinstance(text, str) else text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

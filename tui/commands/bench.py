@@ -59,8 +59,8 @@ async def run_bench(settings: LoadSettings, n_prompt: int, n_gen: int, repetitio
         meter = ContentionMeter(client.pid).start()
         bench = await client.bench(n_prompt, n_gen, repetitions)
         draft = await draft_figures(client, n_gen, repetitions, forced) if settings.speculative else {}
+        depth = (await client.bench(n_prompt, n_gen, repetitions, depths)).depth_figures() if depths else []
         contention = meter.stop()
-        depth_tg = (await client.bench(n_prompt, n_gen, 1, depths)).depth_tg if depths else ()
         gpus, _ = NvmlSource().read()
         remember_from_load(result.facts.vram_bytes_per_gpu, result.facts.buffers, [g.name for g in gpus])
         return {
@@ -74,7 +74,8 @@ async def run_bench(settings: LoadSettings, n_prompt: int, n_gen: int, repetitio
             "n_prompt": bench.n_prompt, "n_gen": bench.n_gen,
             f"pp{bench.n_prompt}": summary(bench.pp_tokens_per_s),
             f"tg{bench.n_gen}": summary(bench.tg_tokens_per_s),
-            "tg_by_depth": [{"depth": d, "tg_tokens_per_s": tg} for d, tg in depth_tg],
+            "tg_by_depth": [{"depth": d, "tg_tokens_per_s": round(tg, 2), "stdev": round(sd, 2), "n": n}
+                            for d, tg, sd, n in depth],
             "draft": draft,
             "contention": {"other_cores": contention.other_cores, "warning": contention.warning},
         }
@@ -180,5 +181,6 @@ def main(args: argparse.Namespace) -> int:
                   f"and tg{report['n_gen']}; --ctx gives it room for more)")
         if report["tg_by_depth"]:
             print(f"tg{args.n_gen} against context depth:")
-            print("\n".join(depth_lines([(r["depth"], r["tg_tokens_per_s"]) for r in report["tg_by_depth"]])))
+            print("\n".join(depth_lines([(r["depth"], r["tg_tokens_per_s"], r["stdev"], r["n"])
+                                          for r in report["tg_by_depth"]])))
     return 0

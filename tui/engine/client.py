@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import os
 import signal
@@ -38,6 +39,8 @@ from tui.engine.protocol import (
     FailureKind,
     Heartbeat,
     Hello,
+    KldCommand,
+    KldResult,
     LoadCommand,
     Loaded,
     LoadFailed,
@@ -50,6 +53,8 @@ from tui.engine.protocol import (
     PromptProgress,
     ShutdownCommand,
     TextPiece,
+    TopKCommand,
+    TopKResult,
     Unloaded,
     decode,
 )
@@ -410,6 +415,14 @@ class EngineClient:
     async def perplexity(self, text: str, chunk: int = 512) -> PerplexityResult:
         """Perplexity of the loaded model on `text` (llama-perplexity's way of counting)."""
         return await self._ask(lambda rid: PerplexityCommand(request_id=rid, text=text, chunk=chunk))
+
+    async def top_k(self, text: str, chunk: int = 512, k: int = 64, m: int = 64) -> TopKResult:
+        """The loaded model as a KL-divergence reference over `text` (see host/kld.py)."""
+        return await self._ask(lambda rid: TopKCommand(request_id=rid, text=text, chunk=chunk, k=k, m=m))
+
+    async def kld(self, command: KldCommand) -> KldResult:
+        """The loaded model against a reference (`command` without its request id)."""
+        return await self._ask(lambda rid: dataclasses.replace(command, request_id=rid))
 
     async def _ask(self, make: Callable[[int], Message]):
         """Send one request and wait for its one answer (Esc / cancel() stops it early)."""

@@ -14,6 +14,8 @@ from tui.engine.protocol import (
     EngineCrashed,
     EngineStalled,
     Hello,
+    KldCommand,
+    KldResult,
     Loaded,
     LoadFailed,
     LoadProgress,
@@ -22,6 +24,7 @@ from tui.engine.protocol import (
     PromptProcessed,
     PromptProgress,
     TextPiece,
+    TopKResult,
     Unloaded,
 )
 from tui.engine.settings import LoadSettings, SamplingSettings
@@ -60,5 +63,9 @@ class EngineLike(Protocol):
                           forced_acceptance: float = -1.0) -> DraftBenchResult: ...
 
     async def perplexity(self, text: str, chunk: int = 512) -> PerplexityResult: ...
+
+    async def top_k(self, text: str, chunk: int = 512, k: int = 64, m: int = 64) -> TopKResult: ...
+
+    async def kld(self, command: KldCommand) -> KldResult: ...
 
     async def stop(self, timeout: float = 5.0) -> None: ...

@@ -15,7 +15,7 @@ from tui.engine.engine_like import EngineLike
 from tui.engine.protocol import Loaded, LoadFailed
 from tui.engine.settings import LoadSettings
 from tui.fit.overhead import OverheadStore, remember_from_load
-from tui.profiles.tried import TriedConfig
+from tui.profiles.tried import Spread, TriedConfig
 
 
 @dataclass(frozen=True)
@@ -92,12 +92,14 @@ class LoadService:
         row = next((r for r in reversed(self.tried) if r.settings == settings), None)
         return row.predicted_vram if row else ()
 
-    def record_bench(self, settings: LoadSettings | None, pp: float, tg: float) -> None:
-        """Benchmark figures of `settings`: fill their last row, or add a row after it."""
+    def record_bench(self, settings: LoadSettings | None, pp: float, tg: float,
+                     spread: Spread | None = None) -> None:
+        """Benchmark figures of `settings` (means, and how sure they are): fill their last row,
+        or add a row after it."""
         for i in range(len(self.tried) - 1, -1, -1):
             row = self.tried[i]
             if row.settings == settings:
-                measured = replace(row, pp_tokens_per_s=pp, tg_tokens_per_s=tg)
+                measured = replace(row, pp_tokens_per_s=pp, tg_tokens_per_s=tg, spread=spread or Spread())
                 if row.tg_tokens_per_s is None:
                     self.tried[i] = measured
                 else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import statistics
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -147,6 +148,37 @@ class PerplexityCommand(Message):
     request_id: int = 0
     text: str = ""
     chunk: int = 512
+
+
+@dataclass(frozen=True)
+class TopKCommand(Message):
+    """The loaded model as a KL-divergence reference: at every position perplexity scores in
+    `text`, its k most likely next tokens and m tokens drawn from the rest (see host/kld.py)."""
+
+    TYPE: ClassVar[str] = "top_k"
+    request_id: int = 0
+    text: str = ""
+    chunk: int = 512
+    k: int = 64
+    m: int = 64
+
+
+@dataclass(frozen=True)
+class KldCommand(Message):
+    """The loaded model against a reference's distributions (from a TopKResult): per-token KL
+    divergence, negative log-likelihood and same-top-token. Arrays packed by tui.quality.arrays."""
+
+    TYPE: ClassVar[str] = "kld"
+    request_id: int = 0
+    text: str = ""
+    chunk: int = 512
+    n_vocab: int = 0
+    tokens: str = ""
+    ids: str = ""
+    logprobs: str = ""
+    rest_logp: str = ""
+    tail_ids: str = ""
+    tail_logprobs: str = ""
 
 
 @dataclass(frozen=True)
@@ -332,7 +364,18 @@ class BenchResult(Message):
     pp_tokens_per_s: tuple[float, ...] = ()
     tg_tokens_per_s: tuple[float, ...] = ()
     depth_tg: tuple[tuple[int, float], ...] = ()
-    """(depth, tg tok/s) for a depth benchmark."""
+    """(depth, mean tg tok/s) for a depth benchmark."""
+    depth_runs: tuple[tuple[float, ...], ...] = ()
+    """Each depth's runs (tok/s), in the order of depth_tg."""
+
+    def depth_figures(self) -> list[tuple[int, float, float, int]]:
+        """(depth, mean, standard deviation, runs) of each depth."""
+        out = []
+        for i, (depth, mean) in enumerate(self.depth_tg):
+            runs = self.depth_runs[i] if i < len(self.depth_runs) else (mean,)
+            sd = statistics.stdev(runs) if len(runs) > 1 else 0.0
+            out.append((depth, mean, sd, len(runs)))
+        return out
 
 
 @dataclass(frozen=True)
@@ -355,6 +398,35 @@ class PerplexityResult(Message):
     perplexity: float = 0.0
     tokens: int = 0
     """Tokens scored."""
+
+
+@dataclass(frozen=True)
+class TopKResult(Message):
+    """Arrays packed by tui.quality.arrays: tokens (i4 [n]), ids (i4 [positions, k]), logprobs
+    (f4 [positions, k]), tail_ids and tail_logprobs ([positions, m]), rest_logp and nll (f8)."""
+
+    TYPE: ClassVar[str] = "top_k_result"
+    request_id: int = 0
+    n_vocab: int = 0
+    chunk: int = 0
+    tokens: str = ""
+    ids: str = ""
+    logprobs: str = ""
+    rest_logp: str = ""
+    tail_ids: str = ""
+    tail_logprobs: str = ""
+    nll: str = ""
+
+
+@dataclass(frozen=True)
+class KldResult(Message):
+    """Per scored position, packed: kld and nll (f8), same_top (u1)."""
+
+    TYPE: ClassVar[str] = "kld_result"
+    request_id: int = 0
+    kld: str = ""
+    nll: str = ""
+    same_top: str = ""
 
 
 @dataclass(frozen=True)

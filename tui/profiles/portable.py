@@ -6,6 +6,8 @@ from datetime import date
 
 from tui.monitor.sample import Sample
 from tui.profiles.schema import Profile
+from tui.profiles.tried import Spread
+from tui.quality.figures import QualityFigures
 from tui.units import format_bytes
 
 
@@ -19,14 +21,25 @@ def machine_record(sample: Sample | None, llama_cpp_version: str) -> dict:
 
 def measured_results(machine: dict, vram_bytes_per_gpu, load_seconds: float,
                      pp_tokens_per_s: float | None = None,
-                     tg_tokens_per_s: float | None = None) -> dict:
-    """A profile's [results]: the machine, today's date, and what was measured there."""
+                     tg_tokens_per_s: float | None = None, speed: Spread | None = None,
+                     quality: QualityFigures | None = None, reference: str = "") -> dict:
+    """A profile's [results]: the machine, today's date, and what was measured there: speed
+    with its spread and run count, and quality against `reference` (a file name)."""
     results = {**machine, "date": date.today().isoformat(),
                "vram_bytes_per_gpu": list(vram_bytes_per_gpu),
                "load_seconds": round(load_seconds, 3)}
     if tg_tokens_per_s is not None:
         results["pp_tokens_per_s"] = round(pp_tokens_per_s or 0.0, 2)
         results["tg_tokens_per_s"] = round(tg_tokens_per_s, 2)
+    if speed is not None:
+        results.update(pp_stdev=round(speed.pp_stdev, 2), tg_stdev=round(speed.tg_stdev, 2), runs=speed.runs)
+    if quality is not None:
+        f = quality
+        results.update(kld_mean=round(f.kld_mean, 6), kld_mean_se=round(f.kld_mean_se, 6),
+                       kld_p99=round(f.kld_p99, 6), same_top=round(f.same_top, 4),
+                       same_top_se=round(f.same_top_se, 4), ppl=round(f.ppl, 4),
+                       ppl_ratio=round(f.ppl_ratio, 5), ppl_ratio_se=round(f.ppl_ratio_se, 5),
+                       quality_tokens=f.tokens, quality_reference=reference)
     return results
 
 

@@ -30,7 +30,10 @@ _MODEL = {"path", "size_bytes", "fingerprint"}
 _RESULTS = {"gpus": "tuple[str, ...]", "gpu_memory_bytes": "tuple[int, ...]", "driver": "str",
             "date": "str", "llama_cpp_version": "str", "pp_tokens_per_s": "float",
             "tg_tokens_per_s": "float", "vram_bytes_per_gpu": "tuple[int, ...]",
-            "load_seconds": "float"}
+            "load_seconds": "float", "pp_stdev": "float", "tg_stdev": "float", "runs": "int",
+            "kld_mean": "float", "kld_mean_se": "float", "kld_p99": "float", "same_top": "float",
+            "same_top_se": "float", "ppl": "float", "ppl_ratio": "float", "ppl_ratio_se": "float",
+            "quality_tokens": "int", "quality_reference": "str"}
 """[results] keys and their types; other keys there are kept as they are."""
 
 

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tui.engine.settings import LoadSettings
+
+
+@dataclass(frozen=True)
+class Spread:
+    """How sure a pp/tg figure is: the standard deviation of its runs and how many there were."""
+
+    pp_stdev: float = 0.0
+    tg_stdev: float = 0.0
+    runs: int = 1
+
+    @classmethod
+    def of(cls, pp: Sequence[float], tg: Sequence[float]) -> "Spread":
+        def sd(xs: Sequence[float]) -> float:
+            return statistics.stdev(xs) if len(xs) > 1 else 0.0
+        return cls(sd(pp), sd(tg), max(len(pp), len(tg), 1))
+
+    def shown(self, value: float, stdev: float) -> str:
+        """`123.4 ±2.1 (5)`: the figure, its spread and its run count, for tables."""
+        return f"{value:,.1f} ±{stdev:.1f} ({self.runs})" if self.runs > 1 else f"{value:,.1f} (1)"
 
 
 @dataclass(frozen=True)
@@ -20,6 +41,8 @@ class TriedConfig:
     pp_tokens_per_s: float | None = None
     tg_tokens_per_s: float | None = None
     gpu_names: tuple[str, ...] = ()
+    spread: Spread | None = None
+    """How sure the pp/tg figures are (None: not benchmarked)."""
 
     @property
     def model_name(self) -> str:

@@ -9,7 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label
 
 from tui.engine.settings import compact
-from tui.profiles.tried import SORTS, TriedConfig, sort_rows
+from tui.profiles.tried import SORTS, Spread, TriedConfig, sort_rows
 from tui.units import format_bytes
 
 
@@ -17,8 +17,11 @@ def _vram(values: tuple[int, ...]) -> str:
     return " + ".join(format_bytes(v) for v in values) if values else "-"
 
 
-def _speed(value: float | None) -> str:
-    return f"{value:,.1f}" if value is not None else "-"
+def _speed(value: float | None, stdev: float, spread: Spread | None) -> str:
+    """The mean, its spread and its run count: `123.4 ±2.1 (3)`."""
+    if value is None:
+        return "-"
+    return (spread or Spread()).shown(value, stdev)
 
 
 class TriedScreen(ModalScreen[tuple[str, TriedConfig] | None]):
@@ -45,8 +48,8 @@ class TriedScreen(ModalScreen[tuple[str, TriedConfig] | None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("#", "model", "ngl ctx KV fa ub", "predicted", "measured", "pp tok/s",
-                          "tg tok/s", "load s")
+        table.add_columns("#", "model", "ngl ctx KV fa ub", "predicted", "measured", "pp tok/s ±sd (runs)",
+                          "tg tok/s ±sd (runs)", "load s")
         self.refill()
         table.focus()
 
@@ -56,8 +59,8 @@ class TriedScreen(ModalScreen[tuple[str, TriedConfig] | None]):
         self.shown = sort_rows(self.rows, self.sort)
         for r in self.shown:
             table.add_row(str(self.rows.index(r) + 1), r.model_name[:28], compact(r.settings, r.n_layer),
-                          _vram(r.predicted_vram), _vram(r.measured_vram), _speed(r.pp_tokens_per_s),
-                          _speed(r.tg_tokens_per_s), f"{r.load_seconds:.2f}")
+                          _vram(r.predicted_vram), _vram(r.measured_vram), _speed(r.pp_tokens_per_s, r.spread.pp_stdev if r.spread else 0.0, r.spread),
+                          _speed(r.tg_tokens_per_s, r.spread.tg_stdev if r.spread else 0.0, r.spread), f"{r.load_seconds:.2f}")
         label = dict(SORTS)[self.sort]
         empty = "  No configuration tried yet: apply (a) and benchmark (b) in the Tuner." if not self.rows else ""
         self.query_one("#tried-title", Label).update(

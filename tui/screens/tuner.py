@@ -3,6 +3,7 @@ and keep what worked as a profile."""
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from textual import on, work
@@ -27,7 +28,8 @@ from tui.models.demo import find_demo_model
 from tui.models.discovery import DiscoveredModel, default_locations, scan
 from tui.models.gguf_info import GgufError
 from tui.models.model_info import ModelInfo, load_model_info
-from tui.profiles.tried import TriedConfig
+from tui.monitor.contention import ContentionMeter
+from tui.profiles.tried import Spread, TriedConfig
 from tui.safe_text import terminal_safe
 from tui.screens.ask import AskTextScreen
 from tui.screens.open_model import OpenModelScreen
@@ -45,7 +47,8 @@ from tui.widgets.settings_steps import fields_for, step
 from tui.widgets.settings_table import SettingsTable
 from tui.widgets.status_bar import StatusBar
 
-"""VRAM `f` leaves free on each GPU (the same default as `vramdeck fit`)."""
+BENCH_RUNS, DEPTH_RUNS = 3, 3
+"""Repetitions of the Tuner's benchmark (b) and of each depth of its depth benchmark (D)."""
 
 
 def short_reason(error: str | None) -> str:
@@ -528,18 +531,25 @@ class TunerScreen(VramdeckScreen):
             self.notify("Load a model first (a applies the settings).", severity="warning")
             return
         result = self.query_one("#result", Static)
-        result.update("Benchmarking: pp512 and tg128, 3 repetitions after a warm-up…")
+        result.update(f"Benchmarking: pp512 and tg128, {BENCH_RUNS} repetitions after a warm-up…")
+        meter = ContentionMeter(self.app.engine.pid).start()
         try:
-            bench = await self.app.engine.bench(512, 128, 3)
+            bench = await self.app.engine.bench(512, 128, BENCH_RUNS)
         except EngineError as exc:
             result.update(f"Benchmark failed: {exc}")
             return
-        pp = sorted(bench.pp_tokens_per_s)[len(bench.pp_tokens_per_s) // 2]
-        tg = sorted(bench.tg_tokens_per_s)[len(bench.tg_tokens_per_s) // 2]
-        self.app.loads.record_bench(self.app.current_settings, pp, tg)
+        busy = meter.stop().warning
+        if not bench.tg_tokens_per_s:
+            result.update("Benchmark stopped before a run finished.")
+            return
+        pp = statistics.fmean(bench.pp_tokens_per_s) if bench.pp_tokens_per_s else 0.0
+        tg = statistics.fmean(bench.tg_tokens_per_s)
+        spread = Spread.of(bench.pp_tokens_per_s, bench.tg_tokens_per_s)
+        self.app.loads.record_bench(self.app.current_settings, pp, tg, spread)
         self.show_plan()  # the speed model learnt from it
-        result.update(f"pp{bench.n_prompt}: {pp:.1f} tok/s   tg{bench.n_gen}: {tg:.1f} tok/s   "
-                      f"(median of {len(bench.tg_tokens_per_s)}; t lists every configuration tried)")
+        result.update(f"pp{bench.n_prompt}: {pp:.1f} ± {spread.pp_stdev:.1f} tok/s   tg{bench.n_gen}: {tg:.1f} ± "
+                      f"{spread.tg_stdev:.1f} tok/s   (mean ± sd of {spread.runs} runs; t lists every "
+                      f"configuration tried)" + (f"\n⚠ {busy}" if busy else ""))
 
     @work(exclusive=True, group="bench", exit_on_error=False)
     async def action_depth_bench(self) -> None:
@@ -551,13 +561,17 @@ class TunerScreen(VramdeckScreen):
         n_ctx = status.facts.n_ctx
         depths = tuple(sorted({0, n_ctx // 8, n_ctx // 4, n_ctx // 2, n_ctx * 3 // 4}))
         result = self.query_one("#result", Static)
-        result.update(f"Speed against context: tg32 at depths {', '.join(f'{d:,}' for d in depths)}…")
+        result.update(f"Speed against context: tg32 at depths {', '.join(f'{d:,}' for d in depths)}, "
+                      f"{DEPTH_RUNS} runs each, interleaved…")
+        meter = ContentionMeter(self.app.engine.pid).start()
         try:
-            bench = await self.app.engine.bench(0, 32, 1, depths)
+            bench = await self.app.engine.bench(0, 32, DEPTH_RUNS, depths)
         except EngineError as exc:
             result.update(f"Benchmark failed: {exc}")
             return
-        result.update("tg against context depth:\n" + "\n".join(depth_lines(list(bench.depth_tg), 16)))
+        busy = meter.stop().warning
+        result.update("tg against context depth:\n" + "\n".join(depth_lines(bench.depth_figures(), 16))
+                      + (f"\n⚠ {busy}" if busy else ""))
 
     # ------------------------------------------------------------------ profiles
 

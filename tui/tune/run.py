@@ -9,7 +9,6 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from tui.engine.client import EngineClient, EngineError
@@ -19,23 +18,9 @@ from tui.engine.load_service import LoadService
 from tui.engine.protocol import Loaded
 from tui.engine.settings import compact
 from tui.tune.space import Candidate
+from tui.tune.text import draft_prompt, perplexity_text
 
 BENCH_PROMPT, BENCH_GEN = 128, 32
-
-
-def perplexity_text() -> str:
-    """The text every quant is scored on: the Declaration of Independence and the Gettysburg
-    Address (public domain, ~2,100 tokens: four 512-token chunks)."""
-    return resources.files("tui.tune").joinpath("perplexity_text.txt").read_text(encoding="utf-8")
-
-
-DRAFT_PROMPT = "Repeat this text word for word, then go on in the same style:\n\n"
-
-
-def draft_prompt() -> str:
-    """What speculative decoding is measured on: the shipped text to repeat and go on, the kind
-    of reply a draft (or prompt lookup) helps with, the same for every set-up."""
-    return DRAFT_PROMPT + perplexity_text()[:1500]
 
 
 @dataclass

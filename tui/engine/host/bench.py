@@ -87,20 +87,22 @@ def run_bench(lm: LoadedModel, n_prompt: int, n_gen: int, repetitions: int,
     return n_prompt, n_gen, pp, tg
 
 
-def run_depth_bench(lm: LoadedModel, depths: list[int], n_gen: int,
-                    cancelled: threading.Event) -> list[tuple[int, float]]:
-    """tg tok/s with each depth of context already filled (like llama-bench -d); depths that do
-    not fit the context are left out."""
+def run_depth_bench(lm: LoadedModel, depths: list[int], n_gen: int, repetitions: int,
+                    cancelled: threading.Event) -> list[tuple[int, list[float]]]:
+    """tg tok/s of each repetition with each depth of context already filled (like llama-bench
+    -d), the depths taken in turn each round so that a drift in the machine's speed falls on
+    all of them; depths that do not fit the context are left out."""
     n_ctx = lm.n_ctx()
     n_vocab = L.llama_vocab_n_tokens(lm.vocab)
     rng = random.Random(99)
-    out: list[tuple[int, float]] = []
+    runs: dict[int, list[float]] = {d: [] for d in depths if d + n_gen + 2 <= n_ctx}
     try:
         _gen_pass(lm, min(n_gen, 8), rng, n_vocab, cancelled)  # warm-up
-        for depth in depths:
-            if cancelled.is_set() or depth + n_gen + 2 > n_ctx:
-                continue
-            out.append((depth, n_gen / _gen_pass(lm, n_gen, rng, n_vocab, cancelled, depth)))
+        for _ in range(max(1, repetitions)):
+            for depth in runs:
+                if cancelled.is_set():
+                    break
+                runs[depth].append(n_gen / _gen_pass(lm, n_gen, rng, n_vocab, cancelled, depth))
     finally:
         _clear(lm.ctx)
-    return out
+    return [(d, r) for d, r in runs.items() if r]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,8 @@ from tui.engine.protocol import (
     DraftBenchResult,
     FailureKind,
     Hello,
+    KldCommand,
+    KldResult,
     LoadCommand,
     Loaded,
     LoadFailed,
@@ -46,12 +49,18 @@ from tui.engine.protocol import (
     PromptProgress,
     ShutdownCommand,
     TextPiece,
+    TopKCommand,
+    TopKResult,
     Unloaded,
     decode,
 )
 from tui.engine.settings import LoadSettings, SamplingSettings, SettingsError
 from tui.models.gguf_info import GgufError, check_model_file
 from tui.monitor.nvml import process_vram_bytes
+
+REFERENCE_ARRAYS = {"tokens": "i4", "ids": "i4", "logprobs": "f4", "rest_logp": "f8", "tail_ids": "i4",
+                    "tail_logprobs": "f4"}
+"""A KL-divergence reference's arrays on the wire, and their packed types."""
 
 
 class PieceBuffer:
@@ -127,6 +136,10 @@ class EngineSession:
             self._perplexity(command)
         elif isinstance(command, DraftBenchCommand):
             self._draft_bench(command)
+        elif isinstance(command, TopKCommand):
+            self._top_k(command)
+        elif isinstance(command, KldCommand):
+            self._kld(command)
         else:
             self.channel.send(CommandFailed(message=f"unexpected command {command.TYPE}"))
 
@@ -298,24 +311,65 @@ class EngineSession:
             return
         self.channel.send(PerplexityResult(request_id=command.request_id, perplexity=ppl, tokens=n))
 
+    def _top_k(self, command: TopKCommand) -> None:
+        if self._no_model(command):
+            return
+        from tui.engine.host.kld import top_k
+        from tui.quality.arrays import pack
+
+        try:
+            with self._kv_request(command):
+                ref = top_k(self.loaded, command.text, command.chunk, max(1, command.k), max(1, command.m),
+                            self.cancel)
+        except (ValueError, RuntimeError) as exc:
+            self.channel.send(CommandFailed(request_id=command.request_id, message=str(exc)))
+            return
+        self.channel.send(TopKResult(
+            request_id=command.request_id, n_vocab=int(ref["n_vocab"]), chunk=int(ref["chunk"]),
+            **{name: pack(ref[name], kind) for name, kind in REFERENCE_ARRAYS.items()},
+            nll=pack(ref["nll"], "f8")))
+
+    def _kld(self, command: KldCommand) -> None:
+        if self._no_model(command):
+            return
+        from tui.engine.host.kld import kl_divergence
+        from tui.quality.arrays import pack, unpack
+
+        try:
+            ref = {name: unpack(getattr(command, name), kind, 1 if name in ("tokens", "rest_logp") else 2)
+                   for name, kind in REFERENCE_ARRAYS.items()}
+            n = len(ref["rest_logp"])
+            if not (len(ref["ids"]) == len(ref["tail_ids"]) == n and ref["ids"].shape == ref["logprobs"].shape
+                    and ref["tail_ids"].shape == ref["tail_logprobs"].shape) or any(
+                    a.size and (a.min() < 0 or a.max() >= command.n_vocab) for a in (ref["ids"], ref["tail_ids"])):
+                raise ValueError("the reference's arrays do not fit together")
+            with self._kv_request(command):
+                out = kl_divergence(self.loaded, command.text, ref, command.n_vocab, command.chunk, self.cancel)
+        except (ValueError, RuntimeError) as exc:
+            self.channel.send(CommandFailed(request_id=command.request_id, message=str(exc)))
+            return
+        self.channel.send(KldResult(request_id=command.request_id, kld=pack(out["kld"], "f8"),
+                                    nll=pack(out["nll"], "f8"), same_top=pack(out["same_top"], "u1")))
+
     def _bench(self, command: BenchCommand) -> None:
         if self._no_model(command):
             return
-        depth_tg: list[tuple[int, float]] = []
+        depth_runs: list[tuple[int, list[float]]] = []
         pp: list[float] = []
         tg: list[float] = []
         n_prompt, n_gen = command.n_prompt, command.n_gen
         with self._kv_request(command):
             if command.depths:
-                depth_tg = run_depth_bench(self.loaded, list(command.depths), command.n_gen,
-                                           self.cancel)
+                depth_runs = run_depth_bench(self.loaded, list(command.depths), command.n_gen,
+                                             max(1, command.repetitions), self.cancel)
             else:
                 n_prompt, n_gen, pp, tg = run_bench(self.loaded, command.n_prompt, command.n_gen,
                                                     max(1, command.repetitions), self.cancel)
         self.channel.send(BenchResult(request_id=command.request_id, n_prompt=n_prompt,
                                       n_gen=n_gen, pp_tokens_per_s=tuple(round(x, 2) for x in pp),
                                       tg_tokens_per_s=tuple(round(x, 2) for x in tg),
-                                      depth_tg=tuple((d, round(x, 2)) for d, x in depth_tg)))
+                                      depth_tg=tuple((d, round(statistics.fmean(r), 2)) for d, r in depth_runs),
+                                      depth_runs=tuple(tuple(round(x, 2) for x in r) for _, r in depth_runs)))
 
     def _draft_bench(self, command: DraftBenchCommand) -> None:
         """tg alone and with the drafter, alternating (ABBA) so that a drift in the machine's

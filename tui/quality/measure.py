@@ -1,0 +1,174 @@
+"""Measure quants against a reference: run the reference once over the shipped text (its top-k
+distributions, kept in the store), then each candidate, in an engine that already has it loaded
+(the auto-tune's) or in a fresh one. A file measured before against the same reference and text
+is answered from the store at once, without loading anything."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tui.engine.client import EngineClient, EngineError
+from tui.engine.engine_like import EngineLike
+from tui.engine.errors import failure_text
+from tui.engine.protocol import KldCommand, Loaded, TopKResult
+from tui.engine.settings import LoadSettings
+from tui.quality.arrays import ArrayError, pack, unpack
+from tui.quality.figures import QualityFigures, figures
+from tui.quality.fingerprint import file_fingerprint, text_fingerprint
+from tui.quality.store import QualityStore, ReferenceDistributions, StoredDataError, TokenFigures
+from tui.tune.text import perplexity_text
+
+CHUNK, TOP_K, TAIL_DRAWS = 512, 64, 64
+
+
+class QualityError(Exception):
+    """A file that could not be measured: the reason, worded for the user."""
+
+
+@dataclass
+class QualityLog:
+    """What a meter did, for the commands to report and the tests to check."""
+
+    reference_runs: int = 0
+    """Times the reference model was run (0 when its stored distributions were used)."""
+    candidate_runs: int = 0
+    reused: list[str] = field(default_factory=list)
+    """Files whose figures came from the store."""
+    seconds: float = 0.0
+
+
+def _reference_settings(base: LoadSettings, path: Path, chunk: int) -> LoadSettings:
+    return base.without_draft().with_changes(model_path=str(path), n_ctx=max(chunk, 512),
+                                             type_k="f16", type_v="f16")
+
+
+class QualityMeter:
+    def __init__(self, reference: str | Path, base: LoadSettings, store: QualityStore | None = None,
+                 text: str | None = None, chunk: int = CHUNK, k: int = TOP_K, m: int = TAIL_DRAWS,
+                 client_factory: Callable[[], EngineLike] = EngineClient):
+        self.reference = Path(reference)
+        self.base = base
+        self.store = store or QualityStore()
+        self.text = text if text is not None else perplexity_text()
+        self.chunk, self.k, self.m = chunk, k, m
+        self.client_factory = client_factory
+        self.log = QualityLog()
+        self._ref: ReferenceDistributions | None = None
+        self._ref_fp = ""
+
+    @property
+    def key(self) -> str:
+        return QualityStore.reference_key(self._ref_fp, text_fingerprint(self.text), self.chunk, self.k, self.m)
+
+    def _candidate_id(self, path: str | Path, settings: LoadSettings) -> tuple[str, str]:
+        """(fingerprint, store id): the KV cache types change the figures, so they are in the id."""
+        fp = file_fingerprint(path)
+        return fp, f"{fp}-{settings.type_k}-{settings.type_v}"
+
+    async def _load(self, client: EngineLike, settings: LoadSettings) -> None:
+        """Load `settings`; out of GPU memory, again with every layer on the CPU."""
+        result = await client.load(settings)
+        if not isinstance(result, Loaded) and result.kind == "oom_device" and settings.n_gpu_layers != 0:
+            result = await client.load(settings.with_changes(n_gpu_layers=0))
+        if not isinstance(result, Loaded):
+            raise QualityError(f"{Path(settings.model_path).name} did not load: {failure_text(result)}")
+
+    async def prepare(self) -> ReferenceDistributions:
+        """The reference's distributions: from the store, or by running it once (a fresh engine)."""
+        if self._ref is not None:
+            return self._ref
+        started = time.monotonic()
+        try:
+            self._ref_fp = file_fingerprint(self.reference)
+        except OSError as exc:
+            raise QualityError(f"the reference {self.reference}: {exc}") from None
+        ref = self.store.reference(self.key)
+        if ref is None:
+            client = self.client_factory()
+            try:
+                await self._load(client, _reference_settings(self.base, self.reference, self.chunk))
+                answer = await client.top_k(self.text, self.chunk, self.k, self.m)
+            except EngineError as exc:
+                raise QualityError(f"the reference {self.reference.name}: {exc}") from None
+            finally:
+                await client.stop()
+            ref = self._from_answer(answer)
+            self.log.reference_runs += 1
+            self.store.save_reference(self.key, ref)
+        self._ref = ref
+        self.log.seconds += time.monotonic() - started
+        return ref
+
+    def _from_answer(self, answer: TopKResult) -> ReferenceDistributions:
+        try:
+            return ReferenceDistributions(
+                tokens=unpack(answer.tokens, "i4", 1), ids=unpack(answer.ids, "i4", 2),
+                logprobs=unpack(answer.logprobs, "f4", 2), rest_logp=unpack(answer.rest_logp, "f8", 1),
+                tail_ids=unpack(answer.tail_ids, "i4", 2), tail_logprobs=unpack(answer.tail_logprobs, "f4", 2),
+                nll=unpack(answer.nll, "f8", 1), n_vocab=answer.n_vocab, chunk=answer.chunk,
+                about={"path": str(self.reference), "name": self.reference.name}).check()
+        except (ArrayError, StoredDataError) as exc:
+            raise QualityError(f"the engine's answer for the reference was damaged: {exc}") from None
+
+    def stored(self, path: str | Path, settings: LoadSettings | None = None) -> QualityFigures | None:
+        """Figures of `path` from the store, when it was measured against this reference before.
+        Call prepare() first."""
+        ref = self._ref
+        if ref is None:
+            return None
+        try:
+            _fp, cid = self._candidate_id(path, settings or self.base.with_changes(type_k="f16", type_v="f16"))
+        except OSError:
+            return None
+        token_figures = self.store.token_figures(cid, self.key, ref.positions)
+        if token_figures is None:
+            return None
+        self.log.reused.append(str(path))
+        return self._figures(token_figures)
+
+    def _figures(self, t: TokenFigures) -> QualityFigures:
+        assert self._ref is not None
+        return figures(t.kld, t.nll, self._ref.nll, t.same_top)
+
+    async def measure_loaded(self, client: EngineLike, settings: LoadSettings) -> QualityFigures:
+        """Figures of the model `client` has loaded with `settings` (the auto-tune's engine)."""
+        ref = await self.prepare()
+        cached = self.stored(settings.model_path, settings)
+        if cached is not None:
+            return cached
+        started = time.monotonic()
+        _fp, cid = self._candidate_id(settings.model_path, settings)
+        try:
+            answer = await client.kld(KldCommand(
+                text=self.text, chunk=ref.chunk, n_vocab=ref.n_vocab, tokens=pack(ref.tokens, "i4"),
+                ids=pack(ref.ids, "i4"), logprobs=pack(ref.logprobs, "f4"), rest_logp=pack(ref.rest_logp, "f8"),
+                tail_ids=pack(ref.tail_ids, "i4"), tail_logprobs=pack(ref.tail_logprobs, "f4")))
+            t = TokenFigures(unpack(answer.kld, "f8", 1), unpack(answer.nll, "f8", 1),
+                             unpack(answer.same_top, "u1", 1)).check(ref.positions)
+        except EngineError as exc:
+            raise QualityError(str(exc)) from None
+        except (ArrayError, StoredDataError) as exc:
+            raise QualityError(f"the engine's answer was damaged: {exc}") from None
+        self.log.candidate_runs += 1
+        self.store.save_token_figures(cid, self.key, t)
+        self.log.seconds += time.monotonic() - started
+        return self._figures(t)
+
+    async def measure_file(self, path: str | Path) -> QualityFigures:
+        """Figures of `path`, loaded in a fresh engine with the base settings (f16 KV cache)."""
+        await self.prepare()
+        settings = _reference_settings(self.base, Path(path), self.chunk)
+        cached = self.stored(path, settings)
+        if cached is not None:
+            return cached
+        client = self.client_factory()
+        try:
+            await self._load(client, settings)
+            return await self.measure_loaded(client, settings)
+        except EngineError as exc:
+            raise QualityError(f"{Path(path).name}: {exc}") from None
+        finally:
+            await client.stop()
