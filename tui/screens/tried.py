@@ -17,11 +17,11 @@ def _vram(values: tuple[int, ...]) -> str:
     return " + ".join(format_bytes(v) for v in values) if values else "-"
 
 
-def _speed(value: float | None, stdev: float, spread: Spread | None) -> str:
-    """The mean, its spread and its run count: `123.4 ±2.1 (3)`."""
-    if value is None:
-        return "-"
-    return (spread or Spread()).shown(value, stdev)
+def _speeds(r: TriedConfig) -> tuple[str, str]:
+    """pp and tg: the mean, its spread and its run count, `123.4 ±2.1 (3)`."""
+    spread = r.spread or Spread()
+    return tuple("-" if value is None else spread.shown(value, sd)  # type: ignore[return-value]
+                 for value, sd in ((r.pp_tokens_per_s, spread.pp_stdev), (r.tg_tokens_per_s, spread.tg_stdev)))
 
 
 class TriedScreen(ModalScreen[tuple[str, TriedConfig] | None]):
@@ -59,8 +59,7 @@ class TriedScreen(ModalScreen[tuple[str, TriedConfig] | None]):
         self.shown = sort_rows(self.rows, self.sort)
         for r in self.shown:
             table.add_row(str(self.rows.index(r) + 1), r.model_name[:28], compact(r.settings, r.n_layer),
-                          _vram(r.predicted_vram), _vram(r.measured_vram), _speed(r.pp_tokens_per_s, r.spread.pp_stdev if r.spread else 0.0, r.spread),
-                          _speed(r.tg_tokens_per_s, r.spread.tg_stdev if r.spread else 0.0, r.spread), f"{r.load_seconds:.2f}")
+                          _vram(r.predicted_vram), _vram(r.measured_vram), *_speeds(r), f"{r.load_seconds:.2f}")
         label = dict(SORTS)[self.sort]
         empty = "  No configuration tried yet: apply (a) and benchmark (b) in the Tuner." if not self.rows else ""
         self.query_one("#tried-title", Label).update(
