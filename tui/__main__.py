@@ -11,7 +11,7 @@ from tui.safe_text import SafeWriter
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tui.commands import bench, fit, inspect, models, monitor, plan, profiles, pull, run_app, tune, web
+    from tui.commands import bench, fit, inspect, models, monitor, plan, profiles, pull, quality, run_app, tune, web
 
     parser = argparse.ArgumentParser(
         prog="vramdeck", description="Run big GGUF models on small GPUs: chat, monitor, tune.")
@@ -26,26 +26,28 @@ def build_parser() -> argparse.ArgumentParser:
     profiles.add_arguments(sub.add_parser("profiles", help="saved set-ups: list, show, export as a command"))
     tune.add_arguments(sub.add_parser("tune", help="find the fastest set-up that fits, and each quant's quality"))
     plan.add_arguments(sub.add_parser("plan", help="every quant of a model: size, layers that fit, speed, quality"))
+    quality.add_arguments(sub.add_parser("quality", help="KL divergence of quants against a reference file, "
+                                                         "like llama-perplexity --kl-divergence"))
     pull.add_arguments(sub.add_parser("pull", help="download a GGUF from Hugging Face into its cache"))
     web.add_arguments(sub.add_parser("web", help="serve the app to a browser on 127.0.0.1 (textual-serve)"))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tui.commands import bench, fit, inspect, models, monitor, plan, profiles, pull, run_app, tune, web
+    from tui.commands import bench, fit, inspect, models, monitor, plan, profiles, pull, quality, run_app, tune, web
 
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `vramdeck fit ... | head` ends quietly
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     commands = {"bench": bench.main, "inspect": inspect.main, "fit": fit.main, "models": models.main,
                 "monitor": monitor.main, "profiles": profiles.main, "tune": tune.main, "web": web.main,
-                "plan": plan.main, "pull": pull.main}
+                "plan": plan.main, "pull": pull.main, "quality": quality.main}
     if args.command in HEADLESS or (args.command == "monitor" and args.once):
         # model, tensor, file and process names are the files' words: printed, never obeyed
         sys.stdout, sys.stderr = SafeWriter(sys.stdout), SafeWriter(sys.stderr)
     return commands.get(args.command, run_app.main)(args)
 
 
-HEADLESS = {"bench", "inspect", "fit", "models", "profiles", "tune", "plan", "pull"}
+HEADLESS = {"bench", "inspect", "fit", "models", "profiles", "tune", "plan", "pull", "quality"}
 """Commands that only print (the app, the Monitor pane and web draw with escape sequences)."""
 
 

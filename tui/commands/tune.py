@@ -14,11 +14,13 @@ from tui.charts import bar
 from tui.commands.fit import MARGIN_ARG, memory_budget
 from tui.engine.settings import LoadSettings, compact
 from tui.fit.calibration import calibrate
+from tui.models.discovery import default_locations
 from tui.models.gguf_info import GgufError
 from tui.models.model_info import load_model_info
 from tui.profiles.portable import measured_results
 from tui.profiles.schema import Profile
 from tui.profiles.store import ProfileStore
+from tui.quality.reference import pick_reference
 from tui.tune.run import Measurement, TuneReport, run_tune
 from tui.tune.space import (
     cpu_candidates,
@@ -39,7 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objective", choices=("tg", "pp"), default="tg",
                    help="maximise generation (tg) or prompt (pp) tokens per second")
     p.add_argument("--margin", default=MARGIN_ARG, help="VRAM left free on each GPU")
-    p.add_argument("--no-quality", action="store_true", help="skip the perplexity of each file")
+    p.add_argument("--no-quality", action="store_true",
+                   help="skip each file's quality (KL divergence against the reference, perplexity)")
+    p.add_argument("--reference", metavar="FILE",
+                   help="the file quality is measured against (default: the highest-precision file of this "
+                        "model among MODELS, the files beside them and the model folders)")
     p.add_argument("--formula", action="store_true", help="prune with the formula, no dry runs")
     p.add_argument("--save", metavar="NAME", help="save the best as a profile with its figures")
     p.add_argument("--json", action="store_true")
@@ -60,18 +66,20 @@ def parse_duration(text: str) -> float:
 
 
 def bars(report: TuneReport, objective: str) -> list[str]:
-    """Speed against quality per file, as a terminal plot: a bar of tok/s and the perplexity."""
+    """Speed against quality per file, as a terminal plot: a bar of tok/s, then the mean KLD
+    against the reference, the same-top-token rate and the perplexity, each ± one standard error."""
     best = report.best_per_file(objective)
     if not best:
         return []
     speed = {p: (m.tg_tokens_per_s if objective == "tg" else m.pp_tokens_per_s) for p, m in best.items()}
     top = max(speed.values()) or 1
-    lines = [f"  {'file':34} {objective + ' tok/s':>30}   perplexity"]
+    lines = [f"  {'file':30} {objective + ' tok/s':>29}   {'mean KLD':>17} {'same top':>13}  perplexity"]
     for path, _ in sorted(best.items(), key=lambda kv: -speed[kv[0]]):
         cells = bar(speed[path], top, 20)
-        ppl = report.perplexity.get(path)
-        lines.append(f"  {Path(path).name[:34]:34} {cells:<20}{speed[path]:>9.1f}   "
-                     f"{f'{ppl:.2f}' if ppl else '-'}")
+        q = report.quality.get(path)
+        quality = (f"{q.kld_mean:8.4f} ± {q.kld_mean_se:.4f} {100 * q.same_top:5.1f} ± {100 * q.same_top_se:3.1f} %"
+                   f"  {q.ppl:.2f} ± {q.ppl_se:.2f}") if q else f"{'-':>17} {'-':>13}  -"
+        lines.append(f"  {Path(path).name[:30]:30} {cells:<20}{speed[path]:>9.1f}   {quality}")
     return lines
 
 
@@ -79,11 +87,16 @@ def cpu_row(m: Measurement) -> str:
     """A CPU-only set-up in what matters there: no GPU layers, no VRAM."""
     s = m.candidate.settings
     what = (f"{Path(s.model_path).name[:30]:30} threads {s.n_threads or 'auto'}/{s.n_threads_batch or 'auto'} "
-            f"ub{s.n_ubatch} KV {s.type_k} fa-{s.flash_attn}{'' if s.use_mmap else ' no-mmap'}")
+            f"ub{s.n_ubatch} KV {s.type_k} fa-{s.flash_attn}{'' if s.use_mmap else ' no-mmap'}"
+            f"{' mlock' if s.use_mlock else ''}")
     if not m.ok:
         return f"  {what:70} failed: {m.error[:60]}"
     return (f"  {what:70} tg {m.tg_tokens_per_s:8.1f} {m.spread():16} pp {m.pp_tokens_per_s:9.1f}  "
-            f"load {m.load_seconds:.2f} s")
+            f"load {m.load_seconds:.2f} s{busy_mark(m)}")
+
+
+def busy_mark(m: Measurement) -> str:
+    return f"  [busy: other processes {m.other_cores:.1f} cores]" if m.contended else ""
 
 
 def row(m: Measurement) -> str:
@@ -95,13 +108,14 @@ def row(m: Measurement) -> str:
     if not m.ok:
         return f"  {what:70} failed: {m.error[:60]}"
     text = ""
+    runs = f" ± {m.text_stdev:.1f} ({len(m.text_runs)} runs)" if len(m.text_runs) > 1 else " (1 run)"
     if s.speculative:
         acc = f"{m.acceptance:.0%}" if m.acceptance is not None else "-"
-        text = f"  text {m.draft_tg_tokens_per_s:7.1f} with draft (alone {m.text_tg_tokens_per_s:.1f}, kept {acc})"
-    elif m.text_tg_tokens_per_s:
-        text = f"  text {m.text_tg_tokens_per_s:7.1f}"
+        text = f"  text {m.text_speed:7.1f}{runs} with draft (alone {m.text_tg_tokens_per_s:.1f}, kept {acc})"
+    elif m.text_runs:
+        text = f"  text {m.text_speed:7.1f}{runs}"
     return (f"  {what:70} tg {m.tg_tokens_per_s:8.1f} {m.spread():16} pp {m.pp_tokens_per_s:9.1f}  "
-            f"VRAM {vram} (pred. {pred}){text}")
+            f"VRAM {vram} (pred. {pred}){text}{busy_mark(m)}")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -109,6 +123,8 @@ def main(args: argparse.Namespace) -> int:
         infos = [load_model_info(m) for m in args.models]
         if args.draft:
             load_model_info(args.draft)  # a bad draft file is said now, not after the tune
+        if args.reference:
+            load_model_info(args.reference)
         time_budget = parse_duration(args.time_budget)
         budget = memory_budget(args.vram, args.margin, cpu_only_ok=True)
     except (GgufError, ValueError) as exc:
@@ -132,7 +148,7 @@ def main(args: argparse.Namespace) -> int:
                   "cannot measure: every layer will run on the CPU whatever the plan says "
                   "(tune without --vram tunes what matters on the CPU)", file=sys.stderr)
     if cpu_only:
-        say(f"{source}: tuning threads, batch threads, n_ubatch, KV type, flash attention and mmap; "
+        say(f"{source}: tuning threads, batch threads, n_ubatch, KV type, flash attention, mmap and mlock; "
             f"context >= {args.min_ctx:,}: {len(candidates)} candidates, then threads around the best; "
             f"time budget {time_budget:.0f} s")
     else:
@@ -168,11 +184,21 @@ def main(args: argparse.Namespace) -> int:
             say(f"    {what} …")
 
     stop = asyncio.Event()
+    meter = None
+    if not args.no_quality:
+        reference = Path(args.reference) if args.reference else pick_reference(args.models, default_locations())
+        if reference is not None:
+            from tui.quality.measure import QualityMeter
+
+            meter = QualityMeter(reference, base.with_changes(model_path=str(reference), n_gpu_layers=-1))
+            say(f"quality: KL divergence and perplexity on the shipped text against {reference.name}"
+                + ("" if args.reference else " (the highest-precision file of this model found; "
+                   "--reference names another)"))
 
     async def go() -> TuneReport:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, stop.set)  # Ctrl+C: stop, keep what was measured
-        return await run_tune(candidates, time_budget, stop, progress, quality=not args.no_quality,
+        return await run_tune(candidates, time_budget, stop, progress, quality=meter,
                               extra=more_threads, on_text=bool(args.draft))
 
     report = asyncio.run(go())
@@ -180,9 +206,11 @@ def main(args: argparse.Namespace) -> int:
     if args.save and ranked:
         best = ranked[0]
         profile = Profile(name=args.save, load=best.candidate.settings, notes="found by vramdeck tune")
+        path = best.candidate.settings.model_path
         profile.results = measured_results({"gpus": list(budget.names)}, best.vram_bytes_per_gpu,
                                            best.load_seconds, best.pp_tokens_per_s,
-                                           best.tg_tokens_per_s)
+                                           best.tg_tokens_per_s, best.speed_spread(),
+                                           report.quality.get(path), Path(report.quality_reference).name)
         path = ProfileStore().save(profile, overwrite=True)
         say(f"saved the best as profile '{args.save}' ({path})")
     if args.json:
@@ -191,7 +219,10 @@ def main(args: argparse.Namespace) -> int:
             "seconds": round(report.seconds, 1), "stopped": report.stopped,
             "pruned": pruned, "untried": [c.settings.to_dict() for c in report.untried],
             "perplexity": report.perplexity,
+            "quality_reference": report.quality_reference, "quality_problem": report.quality_problem,
+            "quality": {p: q.to_dict() for p, q in report.quality.items()},
             "cpu_only": cpu_only,
+            "contended": len(report.contended),
             "measured": [{"settings": m.candidate.settings.to_dict(), "ok": m.ok, "error": m.error,
                           **({} if cpu_only else {"predicted_vram": list(m.predicted_vram),
                                                   "measured_vram": list(m.vram_bytes_per_gpu)}),
@@ -199,6 +230,8 @@ def main(args: argparse.Namespace) -> int:
                           "text_tg_tokens_per_s": m.text_tg_tokens_per_s,
                           "draft_tg_tokens_per_s": m.draft_tg_tokens_per_s, "acceptance": m.acceptance,
                           "tg_runs": m.tg_runs, "tg_stdev": round(m.tg_stdev, 2),
+                          "text_runs": m.text_runs, "text_stdev": round(m.text_stdev, 2),
+                          "other_cores": m.other_cores,
                           "load_seconds": m.load_seconds} for m in report.measured],
             "best": ranked[0].candidate.settings.to_dict() if ranked else None,
             "tied_with_best": [m.candidate.settings.to_dict() for m in report.ties],
@@ -214,13 +247,22 @@ def main(args: argparse.Namespace) -> int:
           if args.draft else f"\nRanked by {args.objective} tok/s:")
     for m in ranked[:10]:
         print(cpu_row(m) if cpu_only else row(m))
+    if report.quality_problem:
+        print(f"\nQuality not measured: {report.quality_problem}")
     if report.perplexity or len(infos) > 1:
-        print("\nSpeed against quality (best set-up of each file):")
+        against = f" against {Path(report.quality_reference).name}" if report.quality else ""
+        print(f"\nSpeed against quality (best set-up of each file; KLD{against}, ± one standard error):")
         print("\n".join(bars(report, args.objective)))
         front = report.pareto(args.objective)
         print("Pareto front (nothing is both faster and better): "
               + ", ".join(Path(m.candidate.settings.model_path).name for m in front))
     best = ranked[0]
+    if report.contended:
+        worst = max(m.other_cores for m in report.contended)
+        print(f"\nWARNING: {len(report.contended)} of {len(report.measured)} measurements ran while other "
+              f"processes kept up to {worst:.1f} cores busy (marked [busy]): llama.cpp slows down sharply "
+              "when its threads compete, so those figures are low and the ranking unsure. Stop the other "
+              "load, or tune again with fewer threads.")
     if report.ties:
         print(f"\nWithin noise of the best (measured again, interleaved: the order among these is a "
               f"coin toss on this machine): {len(report.ties)}")

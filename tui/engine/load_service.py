@@ -16,6 +16,7 @@ from tui.engine.protocol import Loaded, LoadFailed
 from tui.engine.settings import LoadSettings
 from tui.fit.overhead import OverheadStore, remember_from_load
 from tui.profiles.tried import Spread, TriedConfig
+from tui.quality.figures import QualityFigures
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,11 @@ class LoadService:
         self.last_working: LoadSettings | None = None
         self.tried: list[TriedConfig] = []
         """Configurations loaded (and benchmarked) this session, oldest first."""
+        self.quality: dict[str, tuple[QualityFigures, str]] = {}
+        """Quality measured this session per model file: the figures and the reference's name."""
+
+    def record_quality(self, model_path: str, figures: QualityFigures, reference: str) -> None:
+        self.quality[model_path] = (figures, reference)
 
     async def apply(self, settings: LoadSettings, predicted: tuple[int, ...] = ()) -> LoadOutcome:
         """Load `settings`; if that fails, load the last settings that worked again."""

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 MIN_TOKENS = 100
 """Fewer scored tokens than this say nothing (llama-perplexity refuses statistics below it too)."""
@@ -63,6 +65,8 @@ def _mean_se(values: np.ndarray) -> tuple[float, float]:
 def percentile_interval(sorted_values: np.ndarray, q: float, z: float = 1.96) -> tuple[float, float, float]:
     """(estimate, low, high) of the q-quantile: the ranks nq ± z·sqrt(nq(1-q)) bound it with
     about 95 % confidence whatever the distribution."""
+    import numpy as np
+
     n = len(sorted_values)
     estimate = float(np.quantile(sorted_values, q))
     half = z * math.sqrt(n * q * (1 - q))
@@ -75,6 +79,8 @@ def figures(kld: np.ndarray, nll: np.ndarray, reference_nll: np.ndarray,
             same_top: np.ndarray) -> QualityFigures:
     """Per-token KLD, the quant's and the reference's negative log-likelihood of the actual next
     token, and whether their top tokens agree (1/0). ValueError below MIN_TOKENS."""
+    import numpy as np
+
     n = len(kld)
     if not (len(nll) == len(reference_nll) == len(same_top) == n):
         raise ValueError("per-token arrays of different lengths")

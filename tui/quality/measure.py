@@ -16,16 +16,13 @@ from tui.engine.errors import failure_text
 from tui.engine.protocol import KldCommand, Loaded, TopKResult
 from tui.engine.settings import LoadSettings
 from tui.quality.arrays import ArrayError, pack, unpack
+from tui.quality.errors import QualityError
 from tui.quality.figures import QualityFigures, figures
 from tui.quality.fingerprint import file_fingerprint, text_fingerprint
 from tui.quality.store import QualityStore, ReferenceDistributions, StoredDataError, TokenFigures
 from tui.tune.text import perplexity_text
 
 CHUNK, TOP_K, TAIL_DRAWS = 512, 64, 64
-
-
-class QualityError(Exception):
-    """A file that could not be measured: the reason, worded for the user."""
 
 
 @dataclass

@@ -15,20 +15,32 @@ def same_model(a: ModelInfo, b: ModelInfo) -> bool:
     return (a.architecture, a.n_layer, a.n_embd, a.name) == (b.architecture, b.n_layer, b.n_embd, b.name)
 
 
+def _read(path: Path) -> ModelInfo | None:
+    try:
+        return load_model_info(str(path))
+    except (GgufError, OSError, ValueError):
+        return None
+
+
 def pick_reference(candidates: Sequence[str | Path], locations: list[Location] | None = None) -> Path | None:
-    """The file with the most bits per weight among `candidates` and the files of the same model
-    found in `locations` (none searched when None). None when there are no candidates."""
+    """The file with the most bits per weight among `candidates`, the GGUF files beside them and
+    the files of the same model found in `locations` (not searched when None). None when no
+    candidate can be read."""
     infos: dict[Path, ModelInfo] = {}
     for path in candidates:
-        try:
-            infos[Path(path)] = load_model_info(str(path))
-        except (GgufError, OSError):
-            continue
+        info = _read(Path(path))
+        if info is not None:
+            infos[Path(path).resolve()] = info
     if not infos:
         return None
+    first = next(iter(infos.values()))
+    beside = {p for c in list(infos) for p in c.parent.glob("*.gguf") if p.is_file()}
+    for path in sorted(beside - set(infos)):
+        info = _read(path)
+        if info is not None and same_model(info, first):
+            infos[path] = info
     if locations:
-        first = next(iter(infos.values()))
         for m in scan(locations).models:
             if m.ok and m.info is not None and same_model(m.info, first):
-                infos.setdefault(Path(m.path), m.info)
+                infos.setdefault(Path(m.path).resolve(), m.info)
     return max(infos, key=lambda p: (infos[p].bits_per_weight, -len(str(p))))

@@ -31,10 +31,11 @@ class ProfileActions:
         profile = Profile(name=name, load=settings, sampling=self.app.sampling,
                           system_prompt=self.app.system_prompt)
         row = self.app.loads.measured(settings)
+        quality, reference = self.app.loads.quality.get(settings.model_path, (None, ""))
         if row is not None:
             profile.results = measured_results(self.machine(), row.measured_vram,
                                                row.load_seconds, row.pp_tokens_per_s,
-                                               row.tg_tokens_per_s)
+                                               row.tg_tokens_per_s, row.spread, quality, reference)
         return profile
 
     def save_profile_asking(self, suggested: str, make: Callable[[str], Profile]) -> None:

@@ -60,7 +60,7 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        first = ("text tok/s", "kept") if self.draft_path else ("tg tok/s",)
+        first = ("text tok/s ±sd (runs)", "kept") if self.draft_path else ("tg tok/s ±sd (runs)",)
         self.query_one(DataTable).add_columns(*first, "pp tok/s", "ngl ctx KV fa ub", "threads",
                                               "VRAM measured", "predicted")
         self.query_one("#tune-title", Label).update(
@@ -130,21 +130,23 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
         for m in self.rows:
             s = m.candidate.settings
             if self.draft_path:
-                speed = m.draft_tg_tokens_per_s if s.speculative else m.text_tg_tokens_per_s
                 kept = f"{m.acceptance:.0%}" if s.speculative and m.acceptance is not None else "-"
-                first: tuple[str, ...] = (f"{speed:.1f}", kept)
+                first: tuple[str, ...] = (f"{m.text_speed:.1f} ±{m.text_stdev:.1f} ({len(m.text_runs)})", kept)
             else:
-                first = (f"{m.tg_tokens_per_s:.1f}" + (f" ±{m.tg_stdev:.1f}" if len(m.tg_runs) > 1 else ""),)
+                first = (f"{m.tg_tokens_per_s:.1f} ±{m.tg_stdev:.1f} ({len(m.tg_runs)})"
+                         + (" busy" if m.contended else ""),)
             table.add_row(*first, f"{m.pp_tokens_per_s:.1f}",
                           compact(s, self.info.n_layer), str(s.n_threads or "auto"),
                           " + ".join(format_bytes(v) for v in m.vram_bytes_per_gpu) or "-",
                           " + ".join(format_bytes(v) for v in m.predicted_vram) or "-")
         if self.rows:
             b = self.rows[0]
-            speed = (b.draft_tg_tokens_per_s if b.candidate.settings.speculative else b.text_tg_tokens_per_s
-                     ) if self.draft_path else b.tg_tokens_per_s
+            speed = b.text_speed if self.draft_path else b.tg_tokens_per_s
             on = " on your last prompts" if self.text_prompt else " on the shipped text" if self.draft_path else ""
             ties = f"; {len(report.ties)} within noise of it" if report.ties else ""
+            if report.contended:
+                ties += (f"; ⚠ {len(report.contended)} measured while other processes kept the CPU busy "
+                         "(marked busy): those figures are low")
             self.query_one("#tune-best", Label).update(
                 f"Best so far: {speed:.1f} tok/s{on} with {compact(b.candidate.settings, self.info.n_layer)}{ties}")
 
@@ -180,8 +182,10 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
         def make(name: str) -> Profile:
             profile = app.profiles.profile_from(name, m.candidate.settings)
             profile.notes = "found by the Tuner's auto-tune"
+            quality, reference = app.loads.quality.get(m.candidate.settings.model_path, (None, ""))
             profile.results = measured_results(app.profiles.machine(), m.vram_bytes_per_gpu, m.load_seconds,
-                                               m.pp_tokens_per_s, m.tg_tokens_per_s)
+                                               m.pp_tokens_per_s, m.tg_tokens_per_s, m.speed_spread(),
+                                               quality, reference)
             return profile
 
         app.profiles.save_profile_asking("auto-tuned", make)

@@ -3,6 +3,7 @@ and keep what worked as a profile."""
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 from pathlib import Path
 
@@ -30,6 +31,9 @@ from tui.models.gguf_info import GgufError
 from tui.models.model_info import ModelInfo, load_model_info
 from tui.monitor.contention import ContentionMeter
 from tui.profiles.tried import Spread, TriedConfig
+from tui.quality.errors import QualityError
+from tui.quality.measure import QualityMeter
+from tui.quality.reference import pick_reference
 from tui.safe_text import terminal_safe
 from tui.screens.ask import AskTextScreen
 from tui.screens.open_model import OpenModelScreen
@@ -91,6 +95,7 @@ class TunerScreen(VramdeckScreen):
         Binding("T", "auto_tune", "Auto-tune", show=False, id="tuner.tune"),
         Binding("P", "plan", "Plan quants", show=False, id="tuner.plan"),
         Binding("D", "depth_bench", "Speed vs context", show=False, id="tuner.depth"),
+        Binding("Q", "quality", "Quality (KL divergence)", show=False, id="tuner.quality"),
         Binding("l", "toggle_layer_map", "Layer map", show=False, id="tuner.layer-map"),
         Binding("k", "kv_type", "Cycle KV type", show=False, id="tuner.kv"),
         Binding("x", "flash_attn", "Flash attention", show=False, id="tuner.flash"),
@@ -572,6 +577,37 @@ class TunerScreen(VramdeckScreen):
         busy = meter.stop().warning
         result.update("tg against context depth:\n" + "\n".join(depth_lines(bench.depth_figures(), 16))
                       + (f"\n⚠ {busy}" if busy else ""))
+
+    @work(exclusive=True, group="quality", exit_on_error=False)
+    async def action_quality(self) -> None:
+        """KL divergence, same top token and perplexity of the chosen file against the
+        highest-precision file of the same model on disk (Q); measured once per file."""
+        if self.draft is None:
+            self.notify("Pick a model first.", severity="warning")
+            return
+        path = self.draft.model_path
+        result = self.query_one("#result", Static)
+        result.update("Quality: looking for the highest-precision file of this model…")
+        locations = self.app.model_locations
+        reference = await asyncio.to_thread(
+            pick_reference, [path], locations if locations is not None else default_locations())
+        if reference is None:
+            result.update(terminal_safe(f"Quality: {Path(path).name} cannot be read as a GGUF model."))
+            return
+        result.update(terminal_safe(f"Quality: {Path(path).name} against {reference.name} on the shipped "
+                                    "text (the reference runs once, then every file is kept)…"))
+        meter = QualityMeter(reference, self.draft)  # out of GPU memory beside the loaded model: on the CPU
+        try:
+            figures = await meter.measure_file(path)
+        except QualityError as exc:
+            result.update(terminal_safe(f"Quality not measured: {exc}"))
+            return
+        self.app.loads.record_quality(path, figures, reference.name)
+        alone = " (it is the reference itself: name a lower quant, or put a higher one beside it)" \
+            if Path(path).resolve() == reference.resolve() else ""
+        result.update(terminal_safe(f"Quality of {Path(path).name} against {reference.name}{alone}:\n"
+                                    f"{figures.short()}\nPPL {figures.ppl:.3f} ± {figures.ppl_se:.3f} over "
+                                    f"{figures.tokens:,} tokens; saved profiles of this file keep it"))
 
     # ------------------------------------------------------------------ profiles
 

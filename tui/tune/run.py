@@ -1,6 +1,7 @@
 """Run an auto-tune: load each candidate in a fresh engine, benchmark it briefly, measure each
-model file's perplexity once, stop when the time budget is spent or when asked, keep everything
-measured so far."""
+model file's quality once (KL divergence against a reference, and perplexity), measure the
+leaders again, stop when the time budget is spent or when asked, keep everything measured so far.
+Each measurement notes how busy other processes kept the CPU while it ran."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tui.engine.client import EngineClient, EngineError
 from tui.engine.engine_like import EngineLike
@@ -17,10 +19,23 @@ from tui.engine.errors import failure_text
 from tui.engine.load_service import LoadService
 from tui.engine.protocol import Loaded
 from tui.engine.settings import compact
+from tui.monitor.contention import OTHER_CORES_WARN, ContentionMeter
+from tui.profiles.tried import Spread
+from tui.quality.errors import QualityError
+from tui.quality.figures import QualityFigures
 from tui.tune.space import Candidate
 from tui.tune.text import draft_prompt, perplexity_text
 
+if TYPE_CHECKING:
+    from tui.quality.measure import QualityMeter
+
 BENCH_PROMPT, BENCH_GEN = 128, 32
+
+__all__ = ["Measurement", "TuneReport", "draft_prompt", "perplexity_text", "run_tune", "within_noise"]
+
+
+def _sd(runs: list[float]) -> float:
+    return statistics.stdev(runs) if len(runs) > 1 else 0.0
 
 
 @dataclass
@@ -41,15 +56,35 @@ class Measurement:
     tg_runs: list[float] = field(default_factory=list)
     """Every tg measured for this set-up (the leaders are measured again); tg_tokens_per_s is
     their mean."""
+    pp_runs: list[float] = field(default_factory=list)
+    text_runs: list[float] = field(default_factory=list)
+    """A draft tune's yardstick, every run: with the draft where the set-up has one, else alone."""
+    other_cores: float = 0.0
+    """The most cores other processes kept busy during any run of this set-up."""
 
     @property
     def tg_stdev(self) -> float:
-        return statistics.stdev(self.tg_runs) if len(self.tg_runs) > 1 else 0.0
+        return _sd(self.tg_runs)
+
+    @property
+    def text_speed(self) -> float:
+        return statistics.fmean(self.text_runs) if self.text_runs else 0.0
+
+    @property
+    def text_stdev(self) -> float:
+        return _sd(self.text_runs)
+
+    @property
+    def contended(self) -> bool:
+        return self.other_cores >= OTHER_CORES_WARN
 
     def spread(self) -> str:
         """`± 3.1 (3 runs)`, or `(1 run)`: every speed figure says how sure it is."""
         n = len(self.tg_runs) or 1
         return f"± {self.tg_stdev:.1f} ({n} runs)" if n > 1 else "(1 run)"
+
+    def speed_spread(self) -> Spread:
+        return Spread.of(self.pp_runs, self.tg_runs)
 
     @property
     def predicted_vram(self) -> tuple[int, ...]:
@@ -67,6 +102,11 @@ class TuneReport:
     untried: list[Candidate] = field(default_factory=list)
     perplexity: dict[str, float] = field(default_factory=dict)
     """Perplexity per model file."""
+    quality: dict[str, QualityFigures] = field(default_factory=dict)
+    """KL divergence and the rest against the reference, per model file."""
+    quality_reference: str = ""
+    quality_problem: str = ""
+    """Why there are no quality figures (the reference could not be run), or ""."""
     stopped: str = ""
     """Why the tune ended before trying everything ("time budget", "stopped"), or ""."""
     ties: list[Measurement] = field(default_factory=list)
@@ -81,9 +121,8 @@ class TuneReport:
     def ranked_on_text(self) -> list[Measurement]:
         """A draft tune's ranking: tokens per second of greedy replies to the shipped text, with
         the draft where the set-up has one (every set-up measured the same way)."""
-        def speed(m: Measurement) -> float:
-            return m.draft_tg_tokens_per_s if m.candidate.settings.speculative else m.text_tg_tokens_per_s
-        return sorted((m for m in self.measured if m.ok and speed(m) > 0), key=speed, reverse=True)
+        return sorted((m for m in self.measured if m.ok and m.text_speed > 0),
+                      key=lambda m: m.text_speed, reverse=True)
 
     @property
     def loads(self) -> int:
@@ -93,21 +132,32 @@ class TuneReport:
     def out_of_memory(self) -> int:
         return sum(1 for m in self.measured if m.failure_kind in ("oom_device", "oom_host"))
 
+    @property
+    def contended(self) -> list[Measurement]:
+        """Measurements taken while other processes kept the CPU busy: their figures are low."""
+        return [m for m in self.measured if m.ok and m.contended]
+
     def best_per_file(self, objective: str = "tg") -> dict[str, Measurement]:
         best: dict[str, Measurement] = {}
         for m in self.ranked(objective):
             best.setdefault(m.candidate.settings.model_path, m)
         return best
 
+    def quality_cost(self, path: str) -> float:
+        """Lower is better: the mean KLD when every file has one, else the perplexity."""
+        if self.quality and all(p in self.quality for p in self.best_per_file()):
+            return self.quality[path].kld_mean
+        return self.perplexity.get(path, float("inf"))
+
     def pareto(self, objective: str = "tg") -> list[Measurement]:
-        """Model files not beaten on both speed and perplexity by another."""
+        """Model files not beaten on both speed and quality by another."""
         best = self.best_per_file(objective)
         speed = (lambda m: m.tg_tokens_per_s) if objective == "tg" else (lambda m: m.pp_tokens_per_s)
         front = []
         for path, m in best.items():
-            ppl = self.perplexity.get(path, float("inf"))
-            dominated = any(speed(o) >= speed(m) and self.perplexity.get(p, float("inf")) <= ppl
-                            and (speed(o) > speed(m) or self.perplexity.get(p, float("inf")) < ppl)
+            cost = self.quality_cost(path)
+            dominated = any(speed(o) >= speed(m) and self.quality_cost(p) <= cost
+                            and (speed(o) > speed(m) or self.quality_cost(p) < cost)
                             for p, o in best.items() if p != path)
             if not dominated:
                 front.append(m)
@@ -116,18 +166,27 @@ class TuneReport:
 
 async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyncio.Event,
                    on_progress: Callable[[str, Measurement | None, TuneReport], None] = lambda *a: None,
-                   quality: bool = False, client_factory: Callable[[], EngineLike] = EngineClient,
+                   quality: QualityMeter | None = None, client_factory: Callable[[], EngineLike] = EngineClient,
                    extra: Callable[[TuneReport], list[Candidate]] | None = None,
                    close_client: bool = True, loads: LoadService | None = None,
                    on_text: bool = False, text_prompt: str = "") -> TuneReport:
     """Measure `candidates` in order. `extra(report)` may add candidates once the list is done
-    (thread counts around the best); it is asked once. `close_client=False` leaves the engine
-    running (the app's own engine, which then loads the chosen set-up). With `loads` (the app's
-    LoadService) every load and benchmark is recorded with the session's other tries."""
+    (thread counts around the best); it is asked once. `quality` measures each file against its
+    reference once (its distributions are made before the first load, when not in the store).
+    `close_client=False` leaves the engine running (the app's own engine, which then loads the
+    chosen set-up). With `loads` (the app's LoadService) every load and benchmark is recorded
+    with the session's other tries."""
     report = TuneReport()
     started = time.monotonic()
     queue = list(candidates)
     asked_extra = False
+    if quality is not None:
+        report.quality_reference = str(quality.reference)
+        on_progress(f"reference distributions of {quality.reference.name}", None, report)
+        try:
+            await quality.prepare()
+        except QualityError as exc:
+            report.quality_problem, quality = str(exc), None
     client = client_factory()
     try:
         while True:
@@ -147,17 +206,18 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
                         None, report)
             m = await _measure(client, c, stop, loads, on_text, text_prompt)
             report.measured.append(m)
-            if m.ok and quality and c.settings.model_path not in report.perplexity and not stop.is_set():
-                on_progress(f"perplexity of {Path(c.settings.model_path).name}", m, report)
+            path = c.settings.model_path
+            if m.ok and quality is not None and path not in report.quality and not stop.is_set():
+                on_progress(f"KL divergence of {Path(path).name} against {quality.reference.name}", m, report)
                 try:
-                    report.perplexity[c.settings.model_path] = (
-                        await client.perplexity(perplexity_text())).perplexity
-                except EngineError as exc:
-                    m.error = f"perplexity failed: {exc}"
+                    report.quality[path] = figures = await quality.measure_loaded(client, c.settings)
+                    report.perplexity[path] = figures.ppl
+                except QualityError as exc:
+                    m.error = f"quality not measured: {exc}"
             on_progress("measured", m, report)
         report.untried = queue
-        if not stop.is_set() and not on_text:
-            await _repeat_leaders(client, report, started, time_budget_s, stop, loads)
+        if not stop.is_set():
+            await _repeat_leaders(client, report, started, time_budget_s, stop, loads, on_text, text_prompt)
     finally:
         if close_client:
             await client.stop()
@@ -166,37 +226,58 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
 
 
 LEADERS, REPEATS = 3, 2
-"""The leading set-ups are measured this many more times each, interleaved, while time is left."""
+"""The leading set-ups are measured this many more times each, interleaved, while time is left,
+until the leaders all have been."""
 
 
-def within_noise(a: Measurement, b: Measurement) -> bool:
-    """Two tg figures closer than twice the standard error of their difference (or than 3 %
-    when neither has a spread yet) cannot be told apart."""
-    if not a.tg_runs or not b.tg_runs:
+def within_noise(a: Measurement, b: Measurement, on_text: bool = False) -> bool:
+    """Two speeds closer than twice the standard error of their difference (or than 3 % when
+    neither has a spread yet) cannot be told apart."""
+    ra, rb = (a.text_runs, b.text_runs) if on_text else (a.tg_runs, b.tg_runs)
+    if not ra or not rb:
         return False
-    se = (a.tg_stdev ** 2 / len(a.tg_runs) + b.tg_stdev ** 2 / len(b.tg_runs)) ** 0.5
-    gap = abs(a.tg_tokens_per_s - b.tg_tokens_per_s)
-    return gap <= max(2 * se, 0.03 * max(a.tg_tokens_per_s, b.tg_tokens_per_s))
+    se = (_sd(ra) ** 2 / len(ra) + _sd(rb) ** 2 / len(rb)) ** 0.5
+    ma, mb = statistics.fmean(ra), statistics.fmean(rb)
+    return abs(ma - mb) <= max(2 * se, 0.03 * max(ma, mb))
 
 
 async def _repeat_leaders(client: EngineLike, report: TuneReport, started: float, time_budget_s: float,
-                          stop: asyncio.Event, loads: LoadService | None) -> None:
+                          stop: asyncio.Event, loads: LoadService | None, on_text: bool = False,
+                          text_prompt: str = "") -> None:
     """One short run per set-up ranks by noise on a busy or small machine: measure the leaders
     again, round-robin (so a drift in the machine's speed falls on all of them), then say
     which are within noise of the best."""
-    leaders = report.ranked()[:LEADERS]
-    if len(leaders) < 2:
+    def ranked() -> list[Measurement]:
+        return report.ranked_on_text() if on_text else report.ranked()
+
+    def runs(m: Measurement) -> int:
+        return len(m.text_runs if on_text else m.tg_runs)
+
+    if len(ranked()) < 2:
         return
-    for _ in range(REPEATS):
-        for m in leaders:
+    while not stop.is_set() and time.monotonic() - started <= time_budget_s:
+        # the leaders as they stand now: a set-up that overtakes one after its repeats is
+        # measured as often before it can be called the best (no winner's curse)
+        short = [m for m in ranked()[:LEADERS] if runs(m) < 1 + REPEATS]
+        if not short:
+            break
+        for m in short:
             if stop.is_set() or time.monotonic() - started > time_budget_s:
                 break
-            again = await _measure(client, m.candidate, stop, loads)
-            if again.ok and again.tg_tokens_per_s > 0:
+            again = await _measure(client, m.candidate, stop, loads, on_text, text_prompt)
+            if not again.ok:
+                m.ok, m.error = False, f"failed when measured again: {again.error}"
+                continue
+            m.other_cores = max(m.other_cores, again.other_cores)
+            if again.tg_tokens_per_s > 0:
                 m.tg_runs.append(again.tg_tokens_per_s)
+                m.pp_runs.append(again.pp_tokens_per_s)
                 m.tg_tokens_per_s = statistics.fmean(m.tg_runs)
-    ranked = report.ranked()
-    report.ties = [m for m in ranked[1:LEADERS] if within_noise(ranked[0], m)]
+                m.pp_tokens_per_s = statistics.fmean(m.pp_runs)
+            if on_text:
+                m.text_runs += again.text_runs or [0.0]
+    order = ranked()
+    report.ties = [m for m in order[1:LEADERS] if within_noise(order[0], m, on_text)]
 
 
 async def _measure(client: EngineLike, c: Candidate, stop: asyncio.Event,
@@ -211,6 +292,7 @@ async def _measure(client: EngineLike, c: Candidate, stop: asyncio.Event,
     if stop.is_set():
         m.ok, m.error = False, "stopped"
         return m
+    meter = ContentionMeter(client.pid).start()
     try:
         bench = await client.bench(BENCH_PROMPT, BENCH_GEN, 1)
     except EngineError as exc:
@@ -219,6 +301,7 @@ async def _measure(client: EngineLike, c: Candidate, stop: asyncio.Event,
     m.pp_tokens_per_s = max(bench.pp_tokens_per_s, default=0.0)
     m.tg_tokens_per_s = max(bench.tg_tokens_per_s, default=0.0)
     m.tg_runs = [m.tg_tokens_per_s] if m.tg_tokens_per_s > 0 else []
+    m.pp_runs = [m.pp_tokens_per_s] if m.tg_tokens_per_s > 0 else []
     if loads is not None:
         loads.record_bench(c.settings, m.pp_tokens_per_s, m.tg_tokens_per_s)
     if on_text and not stop.is_set():
@@ -230,4 +313,7 @@ async def _measure(client: EngineLike, c: Candidate, stop: asyncio.Event,
         m.text_tg_tokens_per_s = max(r.alone_tokens_per_s, default=0.0)
         m.draft_tg_tokens_per_s = max(r.draft_tokens_per_s, default=0.0)
         m.acceptance = r.accepted_tokens / r.drafted_tokens if r.drafted_tokens else None
+        speed = m.draft_tg_tokens_per_s if c.settings.speculative else m.text_tg_tokens_per_s
+        m.text_runs = [speed] if speed > 0 else []
+    m.other_cores = meter.stop().other_cores
     return m

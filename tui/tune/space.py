@@ -8,6 +8,8 @@ A configuration predicted not to fit is never loaded.
 
 from __future__ import annotations
 
+import os
+import resource
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -99,13 +101,23 @@ def cpu_candidates(infos: list[ModelInfo], base: LoadSettings, calibration: Call
     return out, pruned
 
 
+def mlock_allowed(info: ModelInfo) -> bool:
+    """The memory-lock limit (ulimit -l) lets llama.cpp lock the whole model in RAM (root is not
+    held to it)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    return os.geteuid() == 0 or soft == resource.RLIM_INFINITY or soft >= info.tensor_bytes
+
+
 def cpu_extra(best: Candidate, host_budget: int | None) -> list[Candidate]:
     """Around the best CPU set-up: generation threads (physical cores, half, one less), batch
-    threads on every logical CPU, and reading the file instead of mapping it."""
+    threads on every logical CPU, reading the file instead of mapping it, and locking it in RAM
+    (mlock: no page of it swapped out or dropped under memory pressure) where ulimit -l allows."""
     logical = psutil.cpu_count(logical=True) or 1
     options = [best.settings.with_changes(n_threads=t) for t in thread_choices()]
     options.append(best.settings.with_changes(n_threads_batch=logical))
     options.append(best.settings.with_changes(use_mmap=False))
+    if mlock_allowed(best.info):
+        options.append(best.settings.with_changes(use_mlock=True))
     return [Candidate(s, best.info, best.estimate) for s in options if s != best.settings]
 
 

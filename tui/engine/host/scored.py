@@ -63,7 +63,7 @@ def scored_chunks(lm: LoadedModel, tokens: list[int], chunk: int,
                 return
             piece = list(tokens[start:start + chunk])
             if bos is not None:
-                piece[0] = bos
+                piece[0] = int(bos)
             L.llama_memory_clear(L.llama_get_memory(ctx), True)
             rows: list[np.ndarray] = []
             for b in range(0, chunk, n_batch):
