@@ -16,12 +16,13 @@ from tui.fit.budget import MemoryBudget
 from tui.models.discovery import default_locations
 from tui.plan.bandwidth import gpu_bandwidth, machine_speeds
 from tui.plan.hub import HubError
-from tui.plan.measure import measured_perplexity
-from tui.plan.model_plan import ModelPlan, make_plan
+from tui.plan.measure import measured_quality
+from tui.plan.model_plan import ModelPlan, add_measured, make_plan
 from tui.plan.quants import PLAN_TYPES
 from tui.plan.sizes import QuantSizeError
 from tui.plan.sources import SourceError, local_quants, resolve
 from tui.plan.table import QuantRow, Speeds
+from tui.quality.figures import QualityFigures
 from tui.units import format_bytes, format_params
 
 
@@ -39,7 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", action="append", default=None,
                    help="where to look for other quants of the model on disk (default ~/models)")
     p.add_argument("--measure", action="store_true",
-                   help="also measure the perplexity of each quant on disk (a load each)")
+                   help="also measure each quant on disk against the highest-precision one (KL divergence, "
+                        "same top token, perplexity; a load each, kept for next time)")
+    p.add_argument("--reference", metavar="FILE", help="with --measure: the file to compare against")
     p.add_argument("--json", action="store_true")
 
 
@@ -60,6 +63,9 @@ def plan_json(p: ModelPlan) -> dict:
             "rows": [_row_json(r) for r in p.rows], "refused": p.refused,
             "on_disk": {k: str(v) for k, v in p.on_disk.items()}, "in_repo": p.in_repo,
             "measured_perplexity": p.measured,
+            "quality_reference": p.quality_reference,
+            "measured_quality": {q: (f.to_dict() if isinstance(f, QualityFigures) else {"error": f})
+                                 for q, f in p.quality.items()},
             "verdicts": [{"label": v.label, "quant": v.row.quant if v.row else None, "why": v.why}
                          for v in p.verdicts]}
 
@@ -82,8 +88,8 @@ def table_lines(plans: list[ModelPlan], budget: MemoryBudget) -> list[str]:
             if not r.host_fits:
                 notes.append("RAM too small")
             if r.quant in p.on_disk:
-                measured = p.measured.get(r.quant)
-                notes.append(f"on disk, ppl {measured:.2f} here" if isinstance(measured, float)
+                q = p.quality.get(r.quant)
+                notes.append(f"on disk, KLD {q.kld_text()} here" if isinstance(q, QualityFigures)
                              else "on disk")
             if r.quant in p.in_repo:
                 notes.append("in repo")
@@ -121,7 +127,8 @@ def main(args: argparse.Namespace) -> int:
                                  use_dry_run=not args.formula)
                 if args.measure:
                     on_disk = {q: p for q, p in plan.on_disk.items() if q in {r.quant for r in plan.rows}}
-                    plan.measured.update(measured_perplexity(on_disk, base))
+                    add_measured(plan, *measured_quality(on_disk, base,
+                                                         Path(args.reference) if args.reference else None))
                 plans.append(plan)
             except (SourceError, HubError, QuantSizeError) as exc:
                 print(f"vramdeck plan: {exc}", file=sys.stderr)
@@ -147,6 +154,10 @@ def main(args: argparse.Namespace) -> int:
             print(f"{model}{v.label}: {what}: {v.why}")
         for quant, why in p.refused.items():
             print(f"{quant}: llama.cpp would not make it: {why}")
+    for p in plans:
+        if p.quality_reference:
+            print(f"measured here: KL divergence ± one standard error against {Path(p.quality_reference).name} "
+                  f"on the shipped text (`vramdeck quality` shows every figure)")
     s = plans[0].speeds.sources
     print(f"speeds: CPU {plans[0].speeds.cpu_bandwidth / 1e9:.0f} GB/s and "
           f"{plans[0].speeds.cpu_flops / 1e9:.0f} GFLOP/s ({s.get('cpu', 'default')}); GPU "

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from tui.monitor.sample import HostSample
+
 OTHER_CORES_WARN = 0.25
 """A quarter of a core, on average, kept busy by other processes."""
 
@@ -66,3 +68,22 @@ class ContentionMeter:
         ours = _process_seconds(self.engine_pid) + _process_seconds(psutil.Process().pid) - self._ours
         other = max(0.0, _busy_seconds() - self._busy - ours)
         return Contention(other_cores=round(other / wall, 2), seconds=round(wall, 2))
+
+
+def thread_fight(host: HostSample, engine_threads: int | None) -> str:
+    """A sentence for the Monitor when the engine's threads are competing with other processes
+    for the cores (llama.cpp's threads then wait on each other), with the thread count that
+    would leave them room; "" when they are not, or when the figures are not known."""
+    if host.engine_cpu_cores is None or host.other_cpu_cores is None:
+        return ""
+    cores = len(host.per_cpu_percent) or psutil.cpu_count() or 1
+    threads = engine_threads or psutil.cpu_count(logical=False) or cores
+    other = host.other_cpu_cores
+    if host.engine_cpu_cores < 0.5 or other < OTHER_CORES_WARN or threads + other <= cores:
+        return ""
+    fewer = max(1, int(cores - other))
+    advice = (f"try {fewer} thread{'s' if fewer > 1 else ''} (Tuner, F4: threads)" if fewer < threads
+              else "stop the other load")
+    return (f"Other processes keep {other:.1f} of {cores} cores busy while llama.cpp runs {threads} "
+            f"thread{'s' if threads > 1 else ''}: its threads wait on each other and generation slows "
+            f"sharply; {advice}.")

@@ -31,6 +31,8 @@ class HostSource:
     def __init__(self) -> None:
         psutil.cpu_percent(percpu=True)  # prime: the first call has nothing to compare with
         self._process: psutil.Process | None = None
+        self._own = psutil.Process()
+        self._own.cpu_percent(None)
 
     def read(self, engine_pid: int | None = None, model_path: str | None = None) -> HostSample:
         per_cpu = tuple(psutil.cpu_percent(percpu=True))
@@ -40,14 +42,20 @@ class HostSource:
             swap_used, swap_total = sw.used, sw.total
         except Exception:
             swap_used = swap_total = None
-        rss = None
+        rss = engine_cores = None
         if engine_pid:
             try:
                 if self._process is None or self._process.pid != engine_pid:
                     self._process = psutil.Process(engine_pid)
+                    self._process.cpu_percent(None)  # prime: the next read is since now
+                else:
+                    engine_cores = self._process.cpu_percent(None) / 100
                 rss = self._process.memory_info().rss
             except psutil.Error:
                 rss = None
+        own_cores = self._own.cpu_percent(None) / 100
+        busy_cores = sum(per_cpu) / 100
+        other = max(0.0, busy_cores - (engine_cores or 0.0) - own_cores) if per_cpu else None
         resident = file_size = None
         if engine_pid and model_path:
             resident = mapped_resident_bytes(engine_pid, os.path.realpath(model_path))
@@ -65,4 +73,6 @@ class HostSource:
             engine_rss_bytes=rss,
             model_resident_bytes=resident,
             model_file_bytes=file_size,
+            engine_cpu_cores=engine_cores,
+            other_cpu_cores=None if other is None else round(other, 2),
         )

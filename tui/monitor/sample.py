@@ -60,6 +60,10 @@ class HostSample:
     """Bytes of the model file the engine has mapped and resident (page cache): what mmap'd layers
     on the CPU cost in RAM. None where /proc cannot say."""
     model_file_bytes: int | None = None
+    engine_cpu_cores: float | None = None
+    """Cores the engine process kept busy since the last sample (2.0: two whole cores)."""
+    other_cpu_cores: float | None = None
+    """Cores every other process (this app's excepted) kept busy since the last sample."""
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,13 @@ from tui.plan.quants import PLAN_TYPES
 from tui.plan.sizes import quant_targets
 from tui.plan.sources import PlanSource
 from tui.plan.table import QuantRow, Speeds, Verdict, plan_rows, verdicts
+from tui.quality.figures import QualityFigures
 
 
-@dataclass(frozen=True)
+@dataclass
 class ModelPlan:
+    """Made once by make_plan; only the measurements of files on disk are added later."""
+
     source: PlanSource
     base: LoadSettings
     rows: list[QuantRow]
@@ -33,6 +36,9 @@ class ModelPlan:
     """Quants the source's repo has, with their listed size in bytes."""
     measured: dict[str, float | str] = field(default_factory=dict)
     """The user's own perplexity of each quant on disk (the shipped text), when measured."""
+    quality: dict[str, QualityFigures | str] = field(default_factory=dict)
+    """KL divergence and the rest of each quant on disk against `quality_reference`, when measured."""
+    quality_reference: str = ""
     seconds: float = 0.0
 
 
@@ -50,3 +56,10 @@ def make_plan(source: PlanSource, base: LoadSettings, budget: MemoryBudget, spee
                      verdicts=verdicts(rows, min_tps), speeds=speeds,
                      calibration_source=calibration.source, on_disk=dict(on_disk or {}),
                      in_repo=in_repo, seconds=time.perf_counter() - started)
+
+
+def add_measured(plan: ModelPlan, quality: dict[str, QualityFigures | str], reference: Path | None) -> None:
+    """Record what `plan.measure` found: the figures, and the perplexity alone (older readers)."""
+    plan.quality.update(quality)
+    plan.quality_reference = str(reference or "")
+    plan.measured.update({q: (round(f.ppl, 4) if isinstance(f, QualityFigures) else f) for q, f in quality.items()})

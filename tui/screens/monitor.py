@@ -10,6 +10,7 @@ from textual.widgets import Footer, Label, Sparkline, Static
 
 from tui.chat.generation import GenerationStatus
 from tui.engine.status import EngineStatus
+from tui.monitor.contention import thread_fight
 from tui.monitor.sample import Sample
 from tui.screens.status_binding import follow_app_status
 from tui.screens.typed import VramdeckScreen
@@ -31,6 +32,7 @@ class MonitorScreen(VramdeckScreen):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="monitor"):
             yield Static("", id="gpu-status")
+            yield Static("", id="contention")
             with Vertical(id="monitor-body"):
                 yield Vertical(id="gpus")
                 with Vertical(id="side"):
@@ -47,6 +49,8 @@ class MonitorScreen(VramdeckScreen):
 
     def on_mount(self) -> None:
         self._gpu_status: str | None = None
+        self._contention = ""
+        self.query_one("#contention", Static).display = False
         self.query_one("#monitor").focus()  # arrows and PgUp/PgDn scroll at 80x24
         follow_app_status(self)
         self.watch(self.app, "sample", self._sample_changed)
@@ -97,6 +101,13 @@ class MonitorScreen(VramdeckScreen):
             panel.vram_history = list(history.vram_fraction.get(gpu.index, ()))
             panel.util_history = list(history.gpu_util.get(gpu.index, ()))
         self.query_one(HostCard).host = sample.host
+        settings = self.app.current_settings
+        fight = thread_fight(sample.host, settings.n_threads if settings else None) if settings else ""
+        if fight != self._contention:  # restyle only on a change, as for the GPU status
+            self._contention = fight
+            contention = self.query_one("#contention", Static)
+            contention.update(fight)
+            contention.display = bool(fight)
         self.query_one(ModelCard).resident = (sample.host.model_resident_bytes,
                                               sample.host.model_file_bytes)
         self.query_one("#cpu-history", Sparkline).data = list(history.cpu) or [0.0]

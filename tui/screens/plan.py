@@ -19,11 +19,12 @@ from tui.engine.settings import LoadSettings
 from tui.fit.budget import MemoryBudget
 from tui.plan.bandwidth import gpu_bandwidth, machine_speeds
 from tui.plan.hub import HubError, Progress, pull
-from tui.plan.measure import measured_perplexity
-from tui.plan.model_plan import ModelPlan, make_plan
+from tui.plan.measure import measured_quality
+from tui.plan.model_plan import ModelPlan, add_measured, make_plan
 from tui.plan.sizes import QuantSizeError
 from tui.plan.sources import SourceError, local_quants, resolve
 from tui.plan.table import QuantRow, Speeds
+from tui.quality.figures import QualityFigures
 from tui.safe_text import terminal_safe
 from tui.screens.ask import AskTextScreen
 from tui.screens.typed import VramdeckModal
@@ -43,13 +44,13 @@ def sorted_rows(rows: list[tuple[ModelPlan, QuantRow]], by: str) -> list[tuple[M
     return list(rows)
 
 
-def quality_cell(r: QuantRow, measured: float | str | None = None) -> str:
+def quality_cell(r: QuantRow, measured: QualityFigures | str | None = None) -> str:
     """The published perplexity increase (llama.cpp's, at Llama-3-8B), short; imatrix types
-    marked; the perplexity measured here on the shipped text, for a file on disk (m)."""
+    marked; the KL divergence measured here on the shipped text, for a file on disk (m)."""
     q = r.quality
     text = f"{q.ppl_increase:+.4f}" if q.ppl_increase is not None else "-"
-    if isinstance(measured, float):
-        text += f" · ppl {measured:.2f} here"
+    if isinstance(measured, QualityFigures):
+        text += f" · KLD {measured.kld_text()} here"
     return text + (" imatrix" if r.needs_imatrix else "")
 
 
@@ -151,7 +152,7 @@ class PlanScreen(VramdeckModal[LoadSettings | None]):
             table.add_row(Text(terminal_safe(name), style=style), format_bytes(r.file_bytes, 1),
                           layers, f"{r.max_ctx:,}" if r.max_ctx else "-",
                           f"{r.tg_tokens_per_s:.1f}", f"{r.pp_tokens_per_s:.0f}",
-                          Text(quality_cell(r, p.measured.get(r.quant))))
+                          Text(quality_cell(r, p.quality.get(r.quant))))
 
     def _highlighted(self) -> tuple[ModelPlan, QuantRow] | None:
         if not self.shown:
@@ -189,7 +190,8 @@ class PlanScreen(VramdeckModal[LoadSettings | None]):
         self.dismiss(replace(row.settings, model_path=str(path)))
 
     def action_measure(self) -> None:
-        """Perplexity of every planned quant on disk, on the shipped text (a load each)."""
+        """KL divergence of every planned quant on disk against the highest-precision one, on the
+        shipped text (a load each, once per file)."""
         if not any(q in p.on_disk for p in self.plans for q in (r.quant for r in p.rows)):
             self.notify("No quant of this plan is on disk: f fetches one.", severity="warning")
             return
@@ -201,10 +203,13 @@ class PlanScreen(VramdeckModal[LoadSettings | None]):
         for plan in self.plans:
             planned = {r.quant for r in plan.rows}
             on_disk = {q: path for q, path in plan.on_disk.items() if q in planned}
-            app.call_from_thread(self._status, f"Measuring perplexity of {', '.join(on_disk)}…")
-            plan.measured.update(measured_perplexity(on_disk, self.base))
+            app.call_from_thread(self._status, f"Measuring KL divergence of {', '.join(on_disk)} against the "
+                                               "highest-precision file on disk…")
+            add_measured(plan, *measured_quality(on_disk, self.base))
         app.call_from_thread(self.refill)
-        app.call_from_thread(self._status, "measured: ppl on the shipped text, this machine")
+        refs = {Path(p.quality_reference).name for p in self.plans if p.quality_reference}
+        app.call_from_thread(self._status, f"measured: KL divergence ± one standard error against "
+                                           f"{', '.join(sorted(refs)) or 'nothing'}, on the shipped text")
 
     def action_fetch(self) -> None:
         picked = self._highlighted()

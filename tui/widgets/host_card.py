@@ -37,5 +37,7 @@ class HostCard(Static):
                              f"  {format_bytes(h.ram_used_bytes)} / {format_bytes(h.ram_total_bytes)}"),
             Content.assemble("swap ", meter(_frac(h.swap_used_bytes, h.swap_total_bytes)),
                              f"  {format_bytes(h.swap_used_bytes)} / {format_bytes(h.swap_total_bytes)}"),
-            Content(f"engine RSS {format_bytes(h.engine_rss_bytes)}"),
+            Content(f"engine RSS {format_bytes(h.engine_rss_bytes)}" + (
+                f"  CPU: engine {h.engine_cpu_cores:.1f}, other processes {h.other_cpu_cores:.1f} cores"
+                if h.engine_cpu_cores is not None and h.other_cpu_cores is not None else "")),
         ])
