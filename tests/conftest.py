@@ -68,13 +68,14 @@ def sparse_70b(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_ladder(demo_model, tmp_path_factory) -> dict[str, Path]:
-    """The demo model requantized by llama.cpp to Q8_0, Q4_K_M and Q2_K: the same vocabulary,
-    so also draft/target pairs."""
+    """The demo model requantized by llama.cpp to F16 (its Q4_1 weights in 16 bits: the natural
+    KL-divergence reference), Q8_0, Q4_K_M and Q2_K, side by side: the same vocabulary, so also
+    draft/target pairs."""
     import llama_cpp
 
     out = {}
     folder = tmp_path_factory.mktemp("ladder")
-    for name, ftype in (("Q8_0", 7), ("Q4_K_M", 15), ("Q2_K", 10)):
+    for name, ftype in (("F16", 1), ("Q8_0", 7), ("Q4_K_M", 15), ("Q2_K", 10)):
         path = folder / f"SmolLM2-135M-{name}.gguf"
         params = llama_cpp.llama_model_quantize_default_params()
         params.ftype = ftype

@@ -212,13 +212,16 @@ async def test_a_long_prompt_reports_its_progress(demo_model):
 
 
 async def test_generation_speed_against_context_depth(demo_model):
-    """tg at 0 and 1,024 tokens of filled context; a depth beyond the context is left out."""
+    """tg at 0 and 1,024 tokens of filled context, each measured twice (the mean, the spread); a
+    depth beyond the context is left out."""
     client = EngineClient()
     try:
         await client.load(LoadSettings(model_path=str(demo_model), n_ctx=2048))
-        result = await client.bench(0, 16, 1, (0, 1024, 4096))
+        result = await client.bench(0, 16, 2, (0, 1024, 4096))
     finally:
         await client.stop()
-    depths = [d for d, _ in result.depth_tg]
-    assert depths == [0, 1024]
-    assert all(tg > 0 for _, tg in result.depth_tg)
+    figures = result.depth_figures()
+    assert [d for d, *_ in figures] == [0, 1024]
+    assert all(tg > 0 and sd >= 0 and n == 2 for _, tg, sd, n in figures)
+    assert all(len(runs) == 2 and abs(sum(runs) / 2 - tg) < 0.02 for runs, (_, tg) in
+               zip(result.depth_runs, result.depth_tg, strict=True))

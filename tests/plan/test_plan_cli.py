@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.plan.hub_server import Repo
 
@@ -84,12 +85,20 @@ def test_the_gpu_probe_says_why_it_did_not_run_without_a_gpu():
     assert speeds.sources["gpu"].startswith("default 700 GB/s (") and why in speeds.sources["gpu"]
 
 
-def test_measure_gives_the_quants_on_disk_their_own_perplexity(quant_ladder):
+def test_measure_gives_the_quants_on_disk_their_own_quality(quant_ladder, tiny_llama):
+    """KL divergence against the highest-precision file on disk (the F32 the ladder came from),
+    with the perplexity too; in the table, each quant on disk says its KLD."""
     out = _run("plan", str(quant_ladder["Q8_0"]), "--vram", "24GiB", "--types", "Q8_0,Q2_K,IQ2_XXS",
                "--models-dir", str(quant_ladder["Q8_0"].parent), "--measure", "--json", timeout=300)
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)["plans"][0]
-    measured = plan["measured_perplexity"]
-    assert set(measured) == {"Q8_0", "Q2_K"}, "the quants planned and on disk, no others"
+    measured, quality = plan["measured_perplexity"], plan["measured_quality"]
+    assert set(measured) == set(quality) == {"Q8_0", "Q2_K"}, "the quants planned and on disk, no others"
+    assert Path(plan["quality_reference"]) == tiny_llama.resolve()
     assert all(isinstance(v, float) and v > 1 for v in measured.values())
     assert measured["Q2_K"] > measured["Q8_0"]
+    assert 0 < quality["Q8_0"]["kld_mean"] < quality["Q2_K"]["kld_mean"]
+    table = _run("plan", str(quant_ladder["Q8_0"]), "--vram", "24GiB", "--types", "Q8_0,Q2_K",
+                 "--models-dir", str(quant_ladder["Q8_0"].parent), "--measure", timeout=300)
+    q2 = quality["Q2_K"]
+    assert f"on disk, KLD {q2['kld_mean']:.4f} ± {q2['kld_mean_se']:.4f} here" in table.stdout, table.stdout

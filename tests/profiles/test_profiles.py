@@ -263,3 +263,28 @@ def test_prompt_lookup_exports_to_python_and_a_bad_draft_setting_names_its_line(
                             "/cfg/p.toml", "p")
     with pytest.raises(ExportError, match="the draft model path holds the control character"):
         export(hostile, "llama-server")
+
+
+def test_results_keep_the_spread_and_the_quality_against_the_reference(tmp_path, demo_model):
+    import numpy as np
+
+    from tui.profiles.portable import measured_results
+    from tui.profiles.tried import Spread
+    from tui.quality.figures import figures
+
+    n = 300
+    quality = figures(np.full(n, 0.02), np.full(n, 3.1), np.full(n, 3.0), np.ones(n, np.uint8))
+    results = measured_results({"gpus": []}, (), 0.4, 120.0, 30.5, Spread(4.0, 0.8, 5), quality, "m-F16.gguf")
+    store = ProfileStore(tmp_path)
+    store.save(Profile(name="q", load=LoadSettings(model_path=str(demo_model)), results=results))
+    r = ProfileStore(tmp_path).load("q").results
+    assert r["tg_tokens_per_s"] == 30.5 and r["tg_stdev"] == 0.8 and r["runs"] == 5
+    assert r["kld_mean"] == 0.02 and r["same_top"] == 1.0 and r["quality_reference"] == "m-F16.gguf"
+    assert r["ppl_ratio"] == pytest.approx(np.exp(0.1), abs=1e-5) and r["quality_tokens"] == n
+
+
+def test_a_mistyped_quality_result_names_its_key_and_line():
+    text = GOOD + '\n[results]\ntg_tokens_per_s = 30.5\nkld_mean = "low"\n'
+    with pytest.raises(ProfileError) as err:
+        parse_profile(text, "/cfg/p.toml", "p")
+    assert err.value.key == "results.kld_mean" and err.value.line == 21 and "must be a number" in str(err.value)

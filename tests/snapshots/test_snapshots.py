@@ -476,3 +476,23 @@ def test_tuner_70b_with_an_8b_draft(snap_compare, model_70b):
 
     assert snap_compare(_tuner_70b(model_70b, 30, draft_model_path=draft, type_k="q8_0", type_v="q8_0",
                                    flash_attn="on"), terminal_size=(160, 50), run_before=run_before)
+
+
+def test_monitor_threads_fighting_other_load(snap_compare):
+    """Monitor at 80x24 while other processes keep 1.3 of 4 cores busy and the engine runs 4
+    threads: the warning under the title says so and suggests 2 threads; the host card shows
+    the engine's and the other processes' cores."""
+    from tui.monitor.sample import HostSample
+
+    host = HostSample(cpu_percent=98.0, per_cpu_percent=(99.0, 97.0, 98.0, 98.0), ram_used_bytes=18 * GiB,
+                      ram_total_bytes=64 * GiB, swap_used_bytes=0, swap_total_bytes=8 * GiB,
+                      engine_rss_bytes=2 * GiB, engine_cpu_cores=2.6, other_cpu_cores=1.3)
+    app = app_with(settings=SETTINGS.with_changes(n_threads=4))
+    app.sampler.host = host  # type: ignore[attr-defined]  # the FakeSampler's fixed host figures
+
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("f3")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

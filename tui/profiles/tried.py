@@ -24,9 +24,6 @@ class Spread:
             return statistics.stdev(xs) if len(xs) > 1 else 0.0
         return cls(sd(pp), sd(tg), max(len(pp), len(tg), 1))
 
-    def shown(self, value: float, stdev: float) -> str:
-        """`123.4 ±2.1 (5)`: the figure, its spread and its run count, for tables."""
-        return f"{value:,.1f} ±{stdev:.1f} ({self.runs})" if self.runs > 1 else f"{value:,.1f} (1)"
 
 
 @dataclass(frozen=True)

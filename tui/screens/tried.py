@@ -17,11 +17,13 @@ def _vram(values: tuple[int, ...]) -> str:
     return " + ".join(format_bytes(v) for v in values) if values else "-"
 
 
-def _speeds(r: TriedConfig) -> tuple[str, str]:
-    """pp and tg: the mean, its spread and its run count, `123.4 ±2.1 (3)`."""
+def _speeds(r: TriedConfig) -> tuple[str, str, str]:
+    """pp and tg as mean ±sd (`123.4 ±2.1`), and how many runs they are."""
     spread = r.spread or Spread()
-    return tuple("-" if value is None else spread.shown(value, sd)  # type: ignore[return-value]
-                 for value, sd in ((r.pp_tokens_per_s, spread.pp_stdev), (r.tg_tokens_per_s, spread.tg_stdev)))
+    if r.tg_tokens_per_s is None:
+        return "-", "-", "-"
+    return (f"{r.pp_tokens_per_s or 0:,.1f} ±{spread.pp_stdev:.1f}", f"{r.tg_tokens_per_s:,.1f} ±{spread.tg_stdev:.1f}",
+            str(spread.runs))
 
 
 class TriedScreen(ModalScreen[tuple[str, TriedConfig] | None]):
@@ -48,8 +50,8 @@ class TriedScreen(ModalScreen[tuple[str, TriedConfig] | None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("#", "model", "ngl ctx KV fa ub", "predicted", "measured", "pp tok/s ±sd (runs)",
-                          "tg tok/s ±sd (runs)", "load s")
+        table.add_columns("#", "model", "ngl ctx KV fa ub", "predicted", "measured", "pp tok/s",
+                          "tg tok/s", "runs", "load s")
         self.refill()
         table.focus()
 
@@ -63,7 +65,7 @@ class TriedScreen(ModalScreen[tuple[str, TriedConfig] | None]):
         label = dict(SORTS)[self.sort]
         empty = "  No configuration tried yet: apply (a) and benchmark (b) in the Tuner." if not self.rows else ""
         self.query_one("#tried-title", Label).update(
-            f"Configurations tried this session, by {label} (s sorts){empty}")
+            f"Configurations tried this session, by {label} (s sorts); speeds: mean ±sd of the runs{empty}")
 
     def action_sort(self) -> None:
         keys = [k for k, _ in SORTS]

@@ -177,16 +177,16 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
     chosen set-up). With `loads` (the app's LoadService) every load and benchmark is recorded
     with the session's other tries."""
     report = TuneReport()
-    started = time.monotonic()
     queue = list(candidates)
     asked_extra = False
-    if quality is not None:
+    if quality is not None:  # a one-off run of the reference: not taken from the time budget
         report.quality_reference = str(quality.reference)
         on_progress(f"reference distributions of {quality.reference.name}", None, report)
         try:
             await quality.prepare()
         except QualityError as exc:
             report.quality_problem, quality = str(exc), None
+    started = time.monotonic()
     client = client_factory()
     try:
         while True:
