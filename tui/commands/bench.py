@@ -117,6 +117,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-prompt", type=int, default=512)
     p.add_argument("--n-gen", type=int, default=128)
     p.add_argument("--repetitions", "-r", type=int, default=5)
+    p.add_argument("--threads", "-t", type=int, default=None,
+                   help="generation threads (default: the physical cores); fewer when other load shares the CPU")
     p.add_argument("--depths", help="also generation speed with this much context filled, e.g. "
                                     "0,4096,16384 (the context grows to hold the largest)")
     p.add_argument("--forced-acceptance", metavar="RATES", default="",
@@ -153,7 +155,7 @@ def main(args: argparse.Namespace) -> int:
     ctx = max([args.ctx] + [d + args.n_gen + 16 for d in depths])
     settings = LoadSettings(model_path=args.model, n_gpu_layers=args.n_gpu_layers, n_ctx=ctx,
                             type_k=args.kv, type_v=args.kv, flash_attn=args.flash_attn,
-                            **draft_changes(args))
+                            n_threads=args.threads, **draft_changes(args))
     if forced and not settings.speculative:
         print("vramdeck bench: --forced-acceptance needs --draft FILE or --draft-lookup", file=sys.stderr)
         return 2
