@@ -188,7 +188,8 @@ def test_a_tune_notes_another_process_keeping_a_core_busy(demo_model):
     from tui.tune.run import run_tune
 
     info = load_model_info(demo_model)
-    s = LoadSettings(model_path=str(demo_model), n_ctx=512, n_gpu_layers=0)
+    # one thread: the busy loop is noticed without making llama.cpp's threads collapse (~150 s)
+    s = LoadSettings(model_path=str(demo_model), n_ctx=512, n_gpu_layers=0, n_threads=1)
     c = Candidate(s, info, estimate(info, s, formula_calibration(info, s), (), ()))
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:

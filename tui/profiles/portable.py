@@ -34,13 +34,17 @@ def measured_results(machine: dict, vram_bytes_per_gpu, load_seconds: float,
     if speed is not None:
         results.update(pp_stdev=round(speed.pp_stdev, 2), tg_stdev=round(speed.tg_stdev, 2), runs=speed.runs)
     if quality is not None:
-        f = quality
-        results.update(kld_mean=round(f.kld_mean, 6), kld_mean_se=round(f.kld_mean_se, 6),
-                       kld_p99=round(f.kld_p99, 6), same_top=round(f.same_top, 4),
-                       same_top_se=round(f.same_top_se, 4), ppl=round(f.ppl, 4),
-                       ppl_ratio=round(f.ppl_ratio, 5), ppl_ratio_se=round(f.ppl_ratio_se, 5),
-                       quality_tokens=f.tokens, quality_reference=reference)
+        results.update(quality_results(quality, reference))
     return results
+
+
+def quality_results(f: QualityFigures, reference: str) -> dict:
+    """A profile's quality keys: the figures against `reference` (a file name)."""
+    return {"kld_mean": round(f.kld_mean, 6), "kld_mean_se": round(f.kld_mean_se, 6),
+            "kld_p99": round(f.kld_p99, 6), "same_top": round(f.same_top, 4),
+            "same_top_se": round(f.same_top_se, 4), "ppl": round(f.ppl, 4),
+            "ppl_ratio": round(f.ppl_ratio, 5), "ppl_ratio_se": round(f.ppl_ratio_se, 5),
+            "quality_tokens": f.tokens, "quality_reference": reference}
 
 
 def _describe(names: list, memory: list) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from tui.engine.settings import LoadSettings
 from tui.models.discovery import default_locations, scan
-from tui.profiles.portable import machine_mismatch, machine_record, measured_results
+from tui.profiles.portable import machine_mismatch, machine_record, measured_results, quality_results
 from tui.profiles.relink import find_moved_model
 from tui.profiles.schema import Profile, ProfileError
 from tui.profiles.store import ProfileExists
@@ -36,6 +36,8 @@ class ProfileActions:
             profile.results = measured_results(self.machine(), row.measured_vram,
                                                row.load_seconds, row.pp_tokens_per_s,
                                                row.tg_tokens_per_s, row.spread, quality, reference)
+        elif quality is not None:  # measured with Q, never loaded with these settings
+            profile.results = quality_results(quality, reference)
         return profile
 
     def save_profile_asking(self, suggested: str, make: Callable[[str], Profile]) -> None:
