@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from tui.models.discovery import Location, scan
+from platformdirs import user_cache_dir
+
+from tui.models.discovery import HeaderCache, Location, scan
 from tui.models.gguf_info import GgufError
 from tui.models.model_info import ModelInfo, load_model_info
 
@@ -25,7 +27,7 @@ def _read(path: Path) -> ModelInfo | None:
 def pick_reference(candidates: Sequence[str | Path], locations: list[Location] | None = None) -> Path | None:
     """The file with the most bits per weight among `candidates`, the GGUF files beside them and
     the files of the same model found in `locations` (not searched when None). None when no
-    candidate can be read."""
+    candidate can be read. Headers come from the header cache the model list keeps."""
     infos: dict[Path, ModelInfo] = {}
     for path in candidates:
         info = _read(Path(path))
@@ -34,13 +36,10 @@ def pick_reference(candidates: Sequence[str | Path], locations: list[Location] |
     if not infos:
         return None
     first = next(iter(infos.values()))
-    beside = {p for c in list(infos) for p in c.parent.glob("*.gguf") if p.is_file()}
-    for path in sorted(beside - set(infos)):
-        info = _read(path)
-        if info is not None and same_model(info, first):
-            infos[path] = info
-    if locations:
-        for m in scan(locations).models:
-            if m.ok and m.info is not None and same_model(m.info, first):
-                infos.setdefault(Path(m.path).resolve(), m.info)
+    beside = sorted({p for c in list(infos) for p in c.parent.glob("*.gguf")} - set(infos))
+    where = [Location(p, "folder") for p in beside] + list(locations or [])
+    cache = HeaderCache(Path(user_cache_dir("vramdeck")) / "gguf_headers.json")
+    for m in scan(where, cache).models:
+        if m.ok and m.info is not None and same_model(m.info, first):
+            infos.setdefault(Path(m.path).resolve(), m.info)
     return max(infos, key=lambda p: (infos[p].bits_per_weight, -len(str(p))))
