@@ -169,3 +169,33 @@ def test_tune_cli_shows_kld_against_the_reference(demo_ladder):
     assert Path(data["quality_reference"]) == demo_ladder["F16"].resolve()
     q = data["quality"][str(demo_ladder["Q4_K_M"])]
     assert q["kld_mean"] > 0.05 and 0.5 < q["same_top"] < 1 and q["ppl_ratio"] > 1
+
+
+def test_the_engine_refuses_a_reference_whose_arrays_do_not_fit_and_keeps_working(demo_model):
+    """A KldCommand with token ids past the vocabulary, or shapes that disagree, is answered
+    with a failure that says so; the engine then still scores text."""
+    from tui.engine.client import EngineClient, EngineError
+    from tui.engine.protocol import KldCommand
+    from tui.quality.arrays import pack
+    from tui.tune.text import perplexity_text
+
+    n, k = 765, 4
+    good = {"tokens": pack(np.zeros(10, np.int32), "i4"), "logprobs": pack(np.full((n, k), -2.0, np.float32), "f4"),
+            "rest_logp": pack(np.full(n, -1.0), "f8"), "tail_ids": pack(np.zeros((n, 2), np.int32), "i4"),
+            "tail_logprobs": pack(np.full((n, 2), -9.0, np.float32), "f4")}
+
+    async def go() -> float:
+        client = EngineClient()
+        try:
+            await client.load(LoadSettings(model_path=str(demo_model), n_ctx=512))
+            for ids in (np.full((n, k), 10**6, np.int32), np.zeros((n - 1, k), np.int32)):
+                with pytest.raises(EngineError, match="do not fit together"):
+                    await client.kld(KldCommand(text="x", n_vocab=49152, ids=pack(ids, "i4"), **good))
+            with pytest.raises(EngineError, match="expected f4 values"):
+                await client.kld(KldCommand(text="x", n_vocab=49152, ids=pack(np.zeros((n, k), np.int32), "i4"),
+                                            **{**good, "logprobs": good["rest_logp"]}))
+            return (await client.perplexity(perplexity_text())).perplexity
+        finally:
+            await client.stop()
+
+    assert asyncio.run(go()) > 1

@@ -189,3 +189,23 @@ def test_the_fingerprint_refuses_a_fifo_at_once(tmp_path):
     os.mkfifo(tmp_path / "model.gguf")
     with pytest.raises(NotARegularFile):
         file_fingerprint(tmp_path / "model.gguf")
+
+
+def test_fuzzed_packed_text_gives_an_array_or_an_array_error():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    good = pack(RNG.normal(size=(3, 4)).astype(np.float32), "f4")
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.one_of(st.text(max_size=60), st.binary(max_size=60).map(lambda b: b.decode("latin-1")),
+                     st.integers(0, len(good) - 1).flatmap(
+                         lambda i: st.characters().map(lambda c: good[:i] + c + good[i + 1:]))))
+    def check(text):
+        try:
+            a = unpack(text, "f4", 2)
+        except ArrayError:
+            return
+        assert a.dtype == np.float32 and a.ndim == 2
+
+    check()

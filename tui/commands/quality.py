@@ -54,7 +54,8 @@ async def _measure(meter, files: list[str]) -> dict[str, QualityFigures | str]:
 def main(args: argparse.Namespace) -> int:
     missing = [f for f in args.files + ([args.reference] if args.reference else []) if not Path(f).is_file()]
     if missing:
-        print(f"vramdeck quality: {missing[0]}: no such file", file=sys.stderr)
+        why = "not a regular file" if Path(missing[0]).exists() else "no such file"
+        print(f"vramdeck quality: {missing[0]}: {why}", file=sys.stderr)
         return 2
     reference = Path(args.reference) if args.reference else pick_reference(
         args.files, default_locations(args.models_dir))
