@@ -30,19 +30,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.draft_cpu import quantize  # noqa: E402
 from tui.models.demo import find_demo_model  # noqa: E402
 
 LADDER = (("F16", 1), ("Q8_0", 7), ("Q4_K_M", 15), ("Q2_K", 10))
-
-
-def quantize(source: Path, out: Path, ftype: int) -> Path:
-    import llama_cpp
-
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
-    params.allow_requantize = True
-    assert llama_cpp.llama_model_quantize(str(source).encode(), str(out).encode(), params) == 0
-    return out
 
 
 def vramdeck_figures(files: dict[str, Path], store_dir: Path) -> tuple[dict, dict]:

@@ -175,7 +175,7 @@ def test_the_engine_refuses_a_reference_whose_arrays_do_not_fit_and_keeps_workin
     """A KldCommand with token ids past the vocabulary, or shapes that disagree, is answered
     with a failure that says so; the engine then still scores text."""
     from tui.engine.client import EngineClient, EngineError
-    from tui.engine.protocol import KldCommand
+    from tui.engine.protocol import KldCommand, PackedReference
     from tui.quality.arrays import pack
     from tui.tune.text import perplexity_text
 
@@ -190,10 +190,12 @@ def test_the_engine_refuses_a_reference_whose_arrays_do_not_fit_and_keeps_workin
             await client.load(LoadSettings(model_path=str(demo_model), n_ctx=512))
             for ids in (np.full((n, k), 10**6, np.int32), np.zeros((n - 1, k), np.int32)):
                 with pytest.raises(EngineError, match="do not fit together"):
-                    await client.kld(KldCommand(text="x", n_vocab=49152, ids=pack(ids, "i4"), **good))
+                    await client.kld(KldCommand(text="x", reference=PackedReference(
+                        n_vocab=49152, ids=pack(ids, "i4"), **good)))
             with pytest.raises(EngineError, match="expected f4 values"):
-                await client.kld(KldCommand(text="x", n_vocab=49152, ids=pack(np.zeros((n, k), np.int32), "i4"),
-                                            **{**good, "logprobs": good["rest_logp"]}))
+                mixed_up = {**good, "logprobs": good["rest_logp"]}
+                await client.kld(KldCommand(text="x", reference=PackedReference(
+                    n_vocab=49152, ids=pack(np.zeros((n, k), np.int32), "i4"), **mixed_up)))
             return (await client.perplexity(perplexity_text())).perplexity
         finally:
             await client.stop()

@@ -12,16 +12,21 @@ from tui.engine.protocol import (
     ChatStats,
     Heartbeat,
     Hello,
+    KldCommand,
     Loaded,
     LoadFailed,
     ModelFacts,
+    PackedReference,
+    TopKResult,
     decode,
 )
 
 MESSAGES = [
     BenchCommand(request_id=3, depths=(0, 4096, 16384)),
     BenchResult(request_id=3, n_prompt=8, n_gen=4, pp_tokens_per_s=(1.5, 2.5),
-                tg_tokens_per_s=(3.0,), depth_tg=((0, 30.5), (4096, 20.25))),
+                tg_tokens_per_s=(3.0,), depth_tg=((0, 30.5), (4096, 20.25)), depth_runs=((30.0, 31.0), (20.25,))),
+    KldCommand(request_id=4, text="t", reference=PackedReference(n_vocab=9, chunk=64, ids="i4:1x1:AAAAAA==")),
+    TopKResult(request_id=5, reference=PackedReference(n_vocab=9, tokens="i4:1:AAAAAA=="), nll="f8:0:"),
     ChatCommand(request_id=1, messages=({"role": "user", "content": "hi"},), sampling={"seed": 1}),
     ChatDone(request_id=1, stats=ChatStats(prompt_tokens=3, stop_reason="eos")),
     Hello(pid=1, devices=("CUDA0", "CUDA1")),

@@ -164,21 +164,31 @@ class TopKCommand(Message):
 
 
 @dataclass(frozen=True)
-class KldCommand(Message):
-    """The loaded model against a reference's distributions (from a TopKResult): per-token KL
-    divergence, negative log-likelihood and same-top-token. Arrays packed by tui.quality.arrays."""
+class PackedReference:
+    """A KL-divergence reference's distributions on the wire, arrays packed by
+    tui.quality.arrays: tokens (i4 [n]: the text as it read it), ids and logprobs (i4, f4
+    [positions, k]: its top k), rest_logp (f8 [positions]: the rest's log-probability),
+    tail_ids and tail_logprobs (i4, f4 [positions, m]: tokens drawn from the rest)."""
 
-    TYPE: ClassVar[str] = "kld"
-    request_id: int = 0
-    text: str = ""
-    chunk: int = 512
     n_vocab: int = 0
+    chunk: int = 512
     tokens: str = ""
     ids: str = ""
     logprobs: str = ""
     rest_logp: str = ""
     tail_ids: str = ""
     tail_logprobs: str = ""
+
+
+@dataclass(frozen=True)
+class KldCommand(Message):
+    """The loaded model against a reference's distributions (from a TopKResult): per-token KL
+    divergence, negative log-likelihood and same-top-token."""
+
+    TYPE: ClassVar[str] = "kld"
+    request_id: int = 0
+    text: str = ""
+    reference: PackedReference = field(default_factory=PackedReference)
 
 
 @dataclass(frozen=True)
@@ -402,19 +412,12 @@ class PerplexityResult(Message):
 
 @dataclass(frozen=True)
 class TopKResult(Message):
-    """Arrays packed by tui.quality.arrays: tokens (i4 [n]), ids (i4 [positions, k]), logprobs
-    (f4 [positions, k]), tail_ids and tail_logprobs ([positions, m]), rest_logp and nll (f8)."""
+    """The loaded model as a reference, and its nll (f8 [positions]: -log p of each actual next
+    token), packed."""
 
     TYPE: ClassVar[str] = "top_k_result"
     request_id: int = 0
-    n_vocab: int = 0
-    chunk: int = 0
-    tokens: str = ""
-    ids: str = ""
-    logprobs: str = ""
-    rest_logp: str = ""
-    tail_ids: str = ""
-    tail_logprobs: str = ""
+    reference: PackedReference = field(default_factory=PackedReference)
     nll: str = ""
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from tui.engine.client import EngineClient, EngineError
 from tui.engine.engine_like import EngineLike
 from tui.engine.errors import failure_text
-from tui.engine.protocol import KldCommand, Loaded, TopKResult
+from tui.engine.protocol import KldCommand, Loaded, PackedReference, TopKResult
 from tui.engine.settings import LoadSettings
 from tui.quality.arrays import ArrayError, pack, unpack
 from tui.quality.errors import QualityError
@@ -100,12 +100,13 @@ class QualityMeter:
         return ref
 
     def _from_answer(self, answer: TopKResult) -> ReferenceDistributions:
+        r = answer.reference
         try:
             return ReferenceDistributions(
-                tokens=unpack(answer.tokens, "i4", 1), ids=unpack(answer.ids, "i4", 2),
-                logprobs=unpack(answer.logprobs, "f4", 2), rest_logp=unpack(answer.rest_logp, "f8", 1),
-                tail_ids=unpack(answer.tail_ids, "i4", 2), tail_logprobs=unpack(answer.tail_logprobs, "f4", 2),
-                nll=unpack(answer.nll, "f8", 1), n_vocab=answer.n_vocab, chunk=answer.chunk,
+                tokens=unpack(r.tokens, "i4", 1), ids=unpack(r.ids, "i4", 2),
+                logprobs=unpack(r.logprobs, "f4", 2), rest_logp=unpack(r.rest_logp, "f8", 1),
+                tail_ids=unpack(r.tail_ids, "i4", 2), tail_logprobs=unpack(r.tail_logprobs, "f4", 2),
+                nll=unpack(answer.nll, "f8", 1), n_vocab=r.n_vocab, chunk=r.chunk,
                 about={"path": str(self.reference), "name": self.reference.name}).check()
         except (ArrayError, StoredDataError) as exc:
             raise QualityError(f"the engine's answer for the reference was damaged: {exc}") from None
@@ -139,10 +140,10 @@ class QualityMeter:
         started = time.monotonic()
         _fp, cid = self._candidate_id(settings.model_path, settings)
         try:
-            answer = await client.kld(KldCommand(
-                text=self.text, chunk=ref.chunk, n_vocab=ref.n_vocab, tokens=pack(ref.tokens, "i4"),
-                ids=pack(ref.ids, "i4"), logprobs=pack(ref.logprobs, "f4"), rest_logp=pack(ref.rest_logp, "f8"),
-                tail_ids=pack(ref.tail_ids, "i4"), tail_logprobs=pack(ref.tail_logprobs, "f4")))
+            answer = await client.kld(KldCommand(text=self.text, reference=PackedReference(
+                n_vocab=ref.n_vocab, chunk=ref.chunk, tokens=pack(ref.tokens, "i4"), ids=pack(ref.ids, "i4"),
+                logprobs=pack(ref.logprobs, "f4"), rest_logp=pack(ref.rest_logp, "f8"),
+                tail_ids=pack(ref.tail_ids, "i4"), tail_logprobs=pack(ref.tail_logprobs, "f4"))))
             t = TokenFigures(unpack(answer.kld, "f8", 1), unpack(answer.nll, "f8", 1),
                              unpack(answer.same_top, "u1", 1)).check(ref.positions)
         except EngineError as exc:

@@ -43,6 +43,7 @@ from tui.engine.protocol import (
     LoadProgress,
     Message,
     ModelFacts,
+    PackedReference,
     PerplexityCommand,
     PerplexityResult,
     PromptProcessed,
@@ -58,9 +59,9 @@ from tui.engine.settings import LoadSettings, SamplingSettings, SettingsError
 from tui.models.gguf_info import GgufError, check_model_file
 from tui.monitor.nvml import process_vram_bytes
 
-REFERENCE_ARRAYS = {"tokens": "i4", "ids": "i4", "logprobs": "f4", "rest_logp": "f8", "tail_ids": "i4",
-                    "tail_logprobs": "f4"}
-"""A KL-divergence reference's arrays on the wire, and their packed types."""
+REFERENCE_ARRAYS = {"tokens": ("i4", 1), "ids": ("i4", 2), "logprobs": ("f4", 2), "rest_logp": ("f8", 1),
+                    "tail_ids": ("i4", 2), "tail_logprobs": ("f4", 2)}
+"""A KL-divergence reference's arrays on the wire (PackedReference): packed type, dimensions."""
 
 
 class PieceBuffer:
@@ -324,10 +325,9 @@ class EngineSession:
         except (ValueError, RuntimeError) as exc:
             self.channel.send(CommandFailed(request_id=command.request_id, message=str(exc)))
             return
-        self.channel.send(TopKResult(
-            request_id=command.request_id, n_vocab=int(ref["n_vocab"]), chunk=int(ref["chunk"]),
-            **{name: pack(ref[name], kind) for name, kind in REFERENCE_ARRAYS.items()},
-            nll=pack(ref["nll"], "f8")))
+        packed = PackedReference(n_vocab=int(ref["n_vocab"]), chunk=int(ref["chunk"]),
+                                 **{name: pack(ref[name], kind) for name, (kind, _) in REFERENCE_ARRAYS.items()})
+        self.channel.send(TopKResult(request_id=command.request_id, reference=packed, nll=pack(ref["nll"], "f8")))
 
     def _kld(self, command: KldCommand) -> None:
         if self._no_model(command):
@@ -335,16 +335,16 @@ class EngineSession:
         from tui.engine.host.kld import kl_divergence
         from tui.quality.arrays import pack, unpack
 
+        packed = command.reference
         try:
-            ref = {name: unpack(getattr(command, name), kind, 1 if name in ("tokens", "rest_logp") else 2)
-                   for name, kind in REFERENCE_ARRAYS.items()}
+            ref = {name: unpack(getattr(packed, name), kind, ndim) for name, (kind, ndim) in REFERENCE_ARRAYS.items()}
             n = len(ref["rest_logp"])
             if not (len(ref["ids"]) == len(ref["tail_ids"]) == n and ref["ids"].shape == ref["logprobs"].shape
                     and ref["tail_ids"].shape == ref["tail_logprobs"].shape) or any(
-                    a.size and (a.min() < 0 or a.max() >= command.n_vocab) for a in (ref["ids"], ref["tail_ids"])):
+                    a.size and (a.min() < 0 or a.max() >= packed.n_vocab) for a in (ref["ids"], ref["tail_ids"])):
                 raise ValueError("the reference's arrays do not fit together")
             with self._kv_request(command):
-                out = kl_divergence(self.loaded, command.text, ref, command.n_vocab, command.chunk, self.cancel)
+                out = kl_divergence(self.loaded, command.text, ref, packed.n_vocab, packed.chunk, self.cancel)
         except (ValueError, RuntimeError) as exc:
             self.channel.send(CommandFailed(request_id=command.request_id, message=str(exc)))
             return
