@@ -7,7 +7,8 @@ import pytest
 
 HEADLESS = ["tui.engine.client", "tui.engine.settings", "tui.engine.protocol", "tui.engine.status",
             "tui.models.gguf_info", "tui.models.demo",
-            "tui.monitor.sampler", "tui.monitor.fake", "tui.chat.conversation", "tui.units"]
+            "tui.monitor.sampler", "tui.monitor.fake", "tui.chat.conversation", "tui.units",
+            "tui.quality.measure", "tui.commands.quality"]
 
 
 def imported_after(module: str) -> set[str]:
