@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import psutil
 
@@ -50,8 +51,29 @@ class Contention:
                 f"these figures are low. Stop the other load, or run with fewer threads.")
 
 
+class ContentionLike(Protocol):
+    """What measures contention over a span of work: the real meter, or a fixed one for tests."""
+
+    def start(self) -> "ContentionLike": ...
+
+    def stop(self) -> Contention: ...
+
+
+class FixedContention:
+    """The same figure every time (the fake sampler's: snapshots must not read this machine)."""
+
+    def __init__(self, other_cores: float = 0.0):
+        self.other_cores = other_cores
+
+    def start(self) -> "FixedContention":
+        return self
+
+    def stop(self) -> Contention:
+        return Contention(other_cores=self.other_cores, seconds=0.0)
+
+
 class ContentionMeter:
-    """start() before the work, stop() after: the Contention over that span."""
+    """start() before the work, stop() after: the Contention over that span (psutil)."""
 
     def __init__(self, engine_pid: int | None):
         self.engine_pid = engine_pid

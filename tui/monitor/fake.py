@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+from tui.monitor.contention import FixedContention
 from tui.monitor.host_stats import HostSource
 from tui.monitor.nvml import NvmlSource
 from tui.monitor.sample import HostSample, Sample
@@ -146,6 +147,12 @@ class FakeSampler:
                                        model_resident_bytes=int(3.1 * GiB),
                                        model_file_bytes=int(4.6 * GiB))
         self._real_host = HostSource() if real_host else None
+
+    other_cores: float = 0.0
+    """What contention() reports: the cores other processes keep busy, the same every time."""
+
+    def contention(self, engine_pid: int | None) -> FixedContention:
+        return FixedContention(self.other_cores)
 
     def sample(self, engine_pid: int | None = None, model_path: str | None = None) -> Sample:
         gpus, status = self.nvml.read(engine_pid)

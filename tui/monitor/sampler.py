@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
+from tui.monitor.contention import ContentionLike, ContentionMeter
 from tui.monitor.host_stats import HostSource
 from tui.monitor.nvml import NvmlSource
 from tui.monitor.sample import Sample
@@ -13,6 +14,10 @@ from tui.monitor.sample import Sample
 class SamplerLike(Protocol):
     def sample(self, engine_pid: int | None = None, model_path: str | None = None) -> Sample: ...
 
+    def contention(self, engine_pid: int | None) -> ContentionLike:
+        """A meter of the CPU other processes take while a benchmark of `engine_pid` runs."""
+        ...
+
 
 class Sampler:
     """Reads NVML and psutil. Blocking (NVML calls can take milliseconds): call it off the UI thread."""
@@ -20,6 +25,9 @@ class Sampler:
     def __init__(self, nvml: NvmlSource | None = None, host: HostSource | None = None):
         self.nvml = nvml or NvmlSource()
         self.host = host or HostSource()
+
+    def contention(self, engine_pid: int | None) -> ContentionMeter:
+        return ContentionMeter(engine_pid)
 
     def sample(self, engine_pid: int | None = None, model_path: str | None = None) -> Sample:
         gpus, status = self.nvml.read(engine_pid)

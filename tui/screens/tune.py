@@ -115,7 +115,8 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
         self.report = await run_tune(candidates, self.time_budget_s, self.stop, progress,
                                      client_factory=lambda: self.app.engine, extra=more_threads,
                                      close_client=False, loads=self.app.loads,
-                                     on_text=bool(self.draft_path), text_prompt=self.text_prompt)
+                                     on_text=bool(self.draft_path), text_prompt=self.text_prompt,
+                                     contention=self.app.sampler.contention)
         self.done = True
         self._show(self.report)
         ended = f" (ended early: {self.report.stopped})" if self.report.stopped else ""

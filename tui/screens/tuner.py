@@ -29,7 +29,6 @@ from tui.models.demo import find_demo_model
 from tui.models.discovery import DiscoveredModel, default_locations, scan
 from tui.models.gguf_info import GgufError
 from tui.models.model_info import ModelInfo, load_model_info
-from tui.monitor.contention import ContentionMeter
 from tui.profiles.tried import Spread, TriedConfig
 from tui.quality.errors import QualityError
 from tui.quality.measure import QualityMeter
@@ -537,7 +536,7 @@ class TunerScreen(VramdeckScreen):
             return
         result = self.query_one("#result", Static)
         result.update(f"Benchmarking: pp512 and tg128, {BENCH_RUNS} repetitions after a warm-up…")
-        meter = ContentionMeter(self.app.engine.pid).start()
+        meter = self.app.sampler.contention(self.app.engine.pid).start()
         try:
             bench = await self.app.engine.bench(512, 128, BENCH_RUNS)
         except EngineError as exc:
@@ -568,7 +567,7 @@ class TunerScreen(VramdeckScreen):
         result = self.query_one("#result", Static)
         result.update(f"Speed against context: tg32 at depths {', '.join(f'{d:,}' for d in depths)}, "
                       f"{DEPTH_RUNS} runs each, interleaved…")
-        meter = ContentionMeter(self.app.engine.pid).start()
+        meter = self.app.sampler.contention(self.app.engine.pid).start()
         try:
             bench = await self.app.engine.bench(0, 32, DEPTH_RUNS, depths)
         except EngineError as exc:

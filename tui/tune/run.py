@@ -19,7 +19,7 @@ from tui.engine.errors import failure_text
 from tui.engine.load_service import LoadService
 from tui.engine.protocol import Loaded
 from tui.engine.settings import compact
-from tui.monitor.contention import OTHER_CORES_WARN, ContentionMeter
+from tui.monitor.contention import OTHER_CORES_WARN, ContentionLike, ContentionMeter
 from tui.profiles.tried import Spread
 from tui.quality.errors import QualityError
 from tui.quality.figures import QualityFigures
@@ -169,13 +169,15 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
                    quality: QualityMeter | None = None, client_factory: Callable[[], EngineLike] = EngineClient,
                    extra: Callable[[TuneReport], list[Candidate]] | None = None,
                    close_client: bool = True, loads: LoadService | None = None,
-                   on_text: bool = False, text_prompt: str = "") -> TuneReport:
+                   on_text: bool = False, text_prompt: str = "",
+                   contention: Callable[[int | None], ContentionLike] = ContentionMeter) -> TuneReport:
     """Measure `candidates` in order. `extra(report)` may add candidates once the list is done
     (thread counts around the best); it is asked once. `quality` measures each file against its
     reference once (its distributions are made before the first load, when not in the store).
     `close_client=False` leaves the engine running (the app's own engine, which then loads the
     chosen set-up). With `loads` (the app's LoadService) every load and benchmark is recorded
-    with the session's other tries."""
+    with the session's other tries. `contention(engine_pid)` measures other processes' CPU use
+    during each benchmark (the app passes its sampler's, a fixed one under test)."""
     report = TuneReport()
     queue = list(candidates)
     asked_extra = False
@@ -204,7 +206,7 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
             c = queue.pop(0)
             on_progress(f"loading {Path(c.settings.model_path).name} {compact(c.settings, c.info.n_layer)}",
                         None, report)
-            m = await _measure(client, c, stop, loads, on_text, text_prompt)
+            m = await _measure(client, c, stop, loads, on_text, text_prompt, contention)
             report.measured.append(m)
             path = c.settings.model_path
             if m.ok and quality is not None and path not in report.quality and not stop.is_set():
@@ -217,7 +219,8 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
             on_progress("measured", m, report)
         report.untried = queue
         if not stop.is_set():
-            await _repeat_leaders(client, report, started, time_budget_s, stop, loads, on_text, text_prompt)
+            await _repeat_leaders(client, report, started, time_budget_s, stop, loads, on_text, text_prompt,
+                                  contention)
     finally:
         if close_client:
             await client.stop()
@@ -243,7 +246,8 @@ def within_noise(a: Measurement, b: Measurement, on_text: bool = False) -> bool:
 
 async def _repeat_leaders(client: EngineLike, report: TuneReport, started: float, time_budget_s: float,
                           stop: asyncio.Event, loads: LoadService | None, on_text: bool = False,
-                          text_prompt: str = "") -> None:
+                          text_prompt: str = "",
+                          contention: Callable[[int | None], ContentionLike] = ContentionMeter) -> None:
     """One short run per set-up ranks by noise on a busy or small machine: measure the leaders
     again, round-robin (so a drift in the machine's speed falls on all of them), then say
     which are within noise of the best."""
@@ -264,7 +268,7 @@ async def _repeat_leaders(client: EngineLike, report: TuneReport, started: float
         for m in short:
             if stop.is_set() or time.monotonic() - started > time_budget_s:
                 break
-            again = await _measure(client, m.candidate, stop, loads, on_text, text_prompt)
+            again = await _measure(client, m.candidate, stop, loads, on_text, text_prompt, contention)
             if not again.ok:
                 m.ok, m.error = False, f"failed when measured again: {again.error}"
                 continue
@@ -281,7 +285,8 @@ async def _repeat_leaders(client: EngineLike, report: TuneReport, started: float
 
 
 async def _measure(client: EngineLike, c: Candidate, stop: asyncio.Event,
-                   loads: LoadService | None, on_text: bool = False, text_prompt: str = "") -> Measurement:
+                   loads: LoadService | None, on_text: bool = False, text_prompt: str = "",
+                   contention: Callable[[int | None], ContentionLike] = ContentionMeter) -> Measurement:
     predicted = tuple(g.total for g in c.estimate.gpus)
     result = await (loads.load(c.settings, predicted) if loads else client.load(c.settings))
     if not isinstance(result, Loaded):
@@ -292,7 +297,7 @@ async def _measure(client: EngineLike, c: Candidate, stop: asyncio.Event,
     if stop.is_set():
         m.ok, m.error = False, "stopped"
         return m
-    meter = ContentionMeter(client.pid).start()
+    meter = contention(client.pid).start()
     try:
         bench = await client.bench(BENCH_PROMPT, BENCH_GEN, 1)
     except EngineError as exc:
