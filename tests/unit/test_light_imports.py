@@ -25,6 +25,12 @@ def test_fit_and_the_gguf_reader_import_no_numpy():
                   "print('numpy' in sys.modules, 'gguf' in sys.modules)") == "False False"
 
 
+def test_the_app_starts_without_numpy():
+    """The quality meter (numpy) is imported when Q is pressed, not when the app starts: the
+    Tuner's module-level import of it had put ~80 ms of numpy into every start-up."""
+    assert python("import sys; import tui.app; print('numpy' in sys.modules)") == "False"
+
+
 def test_the_gguf_tables_are_gguf_s_own():
     assert gguf_tables.GGML_QUANT_SIZES == gguf.constants.GGML_QUANT_SIZES
     assert ({t.name: int(t) for t in gguf_tables.GGMLQuantizationType}

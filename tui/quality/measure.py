@@ -54,16 +54,22 @@ class QualityMeter:
         self.client_factory = client_factory
         self.log = QualityLog()
         self._ref: ReferenceDistributions | None = None
+        self._packed = PackedReference()
+        """The reference as every KldCommand carries it, packed once."""
         self._ref_fp = ""
 
     @property
     def key(self) -> str:
         return QualityStore.reference_key(self._ref_fp, text_fingerprint(self.text), self.chunk, self.k, self.m)
 
-    def _candidate_id(self, path: str | Path, settings: LoadSettings) -> tuple[str, str]:
-        """(fingerprint, store id): the KV cache types change the figures, so they are in the id."""
-        fp = file_fingerprint(path)
-        return fp, f"{fp}-{settings.type_k}-{settings.type_v}"
+    @staticmethod
+    def _candidate_id(path: str | Path, settings: LoadSettings) -> str:
+        """The store id of `path` measured with `settings`: its fingerprint, and the KV cache types
+        (they change the figures). Fingerprinting reads 2 MiB: once per measurement."""
+        try:
+            return f"{file_fingerprint(path)}-{settings.type_k}-{settings.type_v}"
+        except OSError as exc:
+            raise QualityError(f"{Path(path).name}: {exc}") from None
 
     async def _load(self, client: EngineLike, settings: LoadSettings) -> None:
         """Load `settings`; out of GPU memory, again with every layer on the CPU."""
@@ -96,6 +102,10 @@ class QualityMeter:
             self.log.reference_runs += 1
             self.store.save_reference(self.key, ref)
         self._ref = ref
+        self._packed = PackedReference(
+            n_vocab=ref.n_vocab, chunk=ref.chunk, tokens=pack(ref.tokens, "i4"), ids=pack(ref.ids, "i4"),
+            logprobs=pack(ref.logprobs, "f4"), rest_logp=pack(ref.rest_logp, "f8"),
+            tail_ids=pack(ref.tail_ids, "i4"), tail_logprobs=pack(ref.tail_logprobs, "f4"))
         self.log.seconds += time.monotonic() - started
         return ref
 
@@ -111,39 +121,31 @@ class QualityMeter:
         except (ArrayError, StoredDataError) as exc:
             raise QualityError(f"the engine's answer for the reference was damaged: {exc}") from None
 
-    def stored(self, path: str | Path, settings: LoadSettings | None = None) -> QualityFigures | None:
-        """Figures of `path` from the store, when it was measured against this reference before.
-        Call prepare() first."""
-        ref = self._ref
-        if ref is None:
-            return None
-        try:
-            _fp, cid = self._candidate_id(path, settings or self.base.with_changes(type_k="f16", type_v="f16"))
-        except OSError:
-            return None
-        token_figures = self.store.token_figures(cid, self.key, ref.positions)
-        if token_figures is None:
-            return None
-        self.log.reused.append(str(path))
-        return self._figures(token_figures)
+    def _stored(self, cid: str) -> QualityFigures | None:
+        """Figures of the candidate `cid` from the store, when it was measured against this
+        reference before (prepare() first)."""
+        assert self._ref is not None
+        token_figures = self.store.token_figures(cid, self.key, self._ref.positions)
+        return self._figures(token_figures) if token_figures is not None else None
 
     def _figures(self, t: TokenFigures) -> QualityFigures:
         assert self._ref is not None
         return figures(t.kld, t.nll, self._ref.nll, t.same_top)
 
-    async def measure_loaded(self, client: EngineLike, settings: LoadSettings) -> QualityFigures:
-        """Figures of the model `client` has loaded with `settings` (the auto-tune's engine)."""
+    async def measure_loaded(self, client: EngineLike, settings: LoadSettings,
+                             cid: str | None = None) -> QualityFigures:
+        """Figures of the model `client` has loaded with `settings` (the auto-tune's engine);
+        `cid`, the candidate's store id, when the caller has it already."""
         ref = await self.prepare()
-        cached = self.stored(settings.model_path, settings)
+        path = settings.model_path
+        cid = cid or self._candidate_id(path, settings)
+        cached = self._stored(cid)
         if cached is not None:
+            self.log.reused.append(path)
             return cached
         started = time.monotonic()
-        _fp, cid = self._candidate_id(settings.model_path, settings)
         try:
-            answer = await client.kld(KldCommand(text=self.text, reference=PackedReference(
-                n_vocab=ref.n_vocab, chunk=ref.chunk, tokens=pack(ref.tokens, "i4"), ids=pack(ref.ids, "i4"),
-                logprobs=pack(ref.logprobs, "f4"), rest_logp=pack(ref.rest_logp, "f8"),
-                tail_ids=pack(ref.tail_ids, "i4"), tail_logprobs=pack(ref.tail_logprobs, "f4"))))
+            answer = await client.kld(KldCommand(text=self.text, reference=self._packed))
             t = TokenFigures(unpack(answer.kld, "f8", 1), unpack(answer.nll, "f8", 1),
                              unpack(answer.same_top, "u1", 1)).check(ref.positions)
         except EngineError as exc:
@@ -159,13 +161,15 @@ class QualityMeter:
         """Figures of `path`, loaded in a fresh engine with the base settings (f16 KV cache)."""
         await self.prepare()
         settings = _reference_settings(self.base, Path(path), self.chunk)
-        cached = self.stored(path, settings)
+        cid = self._candidate_id(path, settings)
+        cached = self._stored(cid)
         if cached is not None:
+            self.log.reused.append(str(path))
             return cached
         client = self.client_factory()
         try:
             await self._load(client, settings)
-            return await self.measure_loaded(client, settings)
+            return await self.measure_loaded(client, settings, cid)
         except EngineError as exc:
             raise QualityError(f"{Path(path).name}: {exc}") from None
         finally:

@@ -57,24 +57,35 @@ class ReferenceDistributions:
         return len(self.nll)
 
     def check(self) -> "ReferenceDistributions":
-        n, k = self.ids.shape if self.ids.ndim == 2 else (-1, -1)
-        m = self.tail_ids.shape[1] if self.tail_ids.ndim == 2 else -1
-        if n < 0 or m < 1 or self.logprobs.shape != (n, k) or self.rest_logp.shape != (n,) \
-                or self.nll.shape != (n,) or self.tail_ids.shape != (n, m) or self.tail_logprobs.shape != (n, m):
-            raise StoredDataError("reference arrays of inconsistent shapes")
-        if self.tokens.ndim != 1 or k < 1 or self.n_vocab < k or self.chunk < 32:
-            raise StoredDataError("reference sizes out of range")
-        if n and any(a.size and (a.min() < 0 or a.max() >= self.n_vocab)
-                     for a in (self.ids, self.tail_ids, self.tokens)):
-            raise StoredDataError("token ids outside the vocabulary")
-        for name in ("logprobs", "rest_logp", "tail_logprobs", "nll"):
-            values = getattr(self, name)
-            if not np.all(np.isfinite(values)):
-                raise StoredDataError(f"{name} has values that are not finite")
-        if n and (self.logprobs.max() > 1e-3 or self.rest_logp.max() > 1e-3 or self.tail_logprobs.max() > 1e-3
-                  or self.nll.min() < -1e-3):
-            raise StoredDataError("log-probabilities above 0")
+        check_reference_arrays(self.tokens, self.ids, self.logprobs, self.rest_logp, self.tail_ids,
+                               self.tail_logprobs, self.n_vocab, self.chunk)
+        if self.nll.shape != self.rest_logp.shape or not np.all(np.isfinite(self.nll)) or \
+                (self.nll.size and self.nll.min() < -1e-3):
+            raise StoredDataError("the reference's nll does not fit its other arrays")
         return self
+
+
+def check_reference_arrays(tokens: np.ndarray, ids: np.ndarray, logprobs: np.ndarray, rest_logp: np.ndarray,
+                           tail_ids: np.ndarray, tail_logprobs: np.ndarray, n_vocab: int, chunk: int) -> None:
+    """A reference's arrays agree in shape, name tokens of the vocabulary and hold finite
+    log-probabilities (the store's files and the engine's KLD command are checked alike).
+    StoredDataError (a ValueError) saying what does not fit."""
+    def bad(why: str) -> StoredDataError:
+        return StoredDataError(f"the reference's arrays do not fit together: {why}")
+
+    n, k = ids.shape if ids.ndim == 2 else (-1, -1)
+    m = tail_ids.shape[1] if tail_ids.ndim == 2 else -1
+    if n < 0 or m < 1 or logprobs.shape != (n, k) or rest_logp.shape != (n,) or tail_logprobs.shape != (n, m):
+        raise bad("inconsistent shapes")
+    if tokens.ndim != 1 or k < 1 or n_vocab < k or chunk < 32:
+        raise bad("sizes out of range")
+    if any(a.size and (a.min() < 0 or a.max() >= n_vocab) for a in (ids, tail_ids, tokens)):
+        raise bad("token ids outside the vocabulary")
+    for name, values in (("logprobs", logprobs), ("rest_logp", rest_logp), ("tail_logprobs", tail_logprobs)):
+        if not np.all(np.isfinite(values)):
+            raise bad(f"{name} has values that are not finite")
+        if values.size and values.max() > 1e-3:
+            raise bad(f"{name} has log-probabilities above 0")
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from tui.models.gguf_info import GgufError
 from tui.models.model_info import ModelInfo, load_model_info
 from tui.profiles.tried import Spread, TriedConfig
 from tui.quality.errors import QualityError
-from tui.quality.measure import QualityMeter
 from tui.quality.reference import pick_reference
 from tui.safe_text import terminal_safe
 from tui.screens.ask import AskTextScreen
@@ -595,6 +594,8 @@ class TunerScreen(VramdeckScreen):
             return
         result.update(terminal_safe(f"Quality: {Path(path).name} against {reference.name} on the shipped "
                                     "text (the reference runs once, then every file is kept)…"))
+        from tui.quality.measure import QualityMeter  # numpy: imported on first use, not at start-up
+
         meter = QualityMeter(reference, self.draft)  # out of GPU memory beside the loaded model: on the CPU
         try:
             figures = await meter.measure_file(path)

@@ -334,15 +334,12 @@ class EngineSession:
             return
         from tui.engine.host.kld import kl_divergence
         from tui.quality.arrays import pack, unpack
+        from tui.quality.store import check_reference_arrays
 
         packed = command.reference
         try:
             ref = {name: unpack(getattr(packed, name), kind, ndim) for name, (kind, ndim) in REFERENCE_ARRAYS.items()}
-            n = len(ref["rest_logp"])
-            if not (len(ref["ids"]) == len(ref["tail_ids"]) == n and ref["ids"].shape == ref["logprobs"].shape
-                    and ref["tail_ids"].shape == ref["tail_logprobs"].shape) or any(
-                    a.size and (a.min() < 0 or a.max() >= packed.n_vocab) for a in (ref["ids"], ref["tail_ids"])):
-                raise ValueError("the reference's arrays do not fit together")
+            check_reference_arrays(**ref, n_vocab=packed.n_vocab, chunk=packed.chunk)
             with self._kv_request(command):
                 out = kl_divergence(self.loaded, command.text, ref, packed.n_vocab, packed.chunk, self.cancel)
         except (ValueError, RuntimeError) as exc:
