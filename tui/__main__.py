@@ -44,7 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in HEADLESS or (args.command == "monitor" and args.once):
         # model, tensor, file and process names are the files' words: printed, never obeyed
         sys.stdout, sys.stderr = SafeWriter(sys.stdout), SafeWriter(sys.stderr)
-    return commands.get(args.command, run_app.main)(args)
+    try:
+        return commands.get(args.command, run_app.main)(args)
+    except KeyboardInterrupt:  # Ctrl+C at any step of a command: a line, never a traceback
+        if args.command is None:
+            raise
+        print(f"\nvramdeck {args.command}: stopped (Ctrl+C).", file=sys.stderr)
+        return 130
 
 
 HEADLESS = {"bench", "inspect", "fit", "models", "profiles", "tune", "plan", "pull", "quality"}

@@ -1,7 +1,12 @@
 """A local stand-in for the part of the Hugging Face Hub's HTTP API that huggingface_hub uses:
 repo info with file sizes and LFS SHA-256 (`/api/models/...`), and `resolve` with HEAD and Range.
 It serves files from disk on 127.0.0.1, counts the bytes it sends, and can be slowed down (to kill
-a download halfway) or made to lie about a checksum."""
+a download halfway) or made to lie about a checksum.
+
+It can also be hostile, one scenario per way a hub can hurt a client: a raw listing whose values
+are paths, non-strings or out of range (`raw_listings`); and per file (`behaviour`) an answer that
+never comes ("stall_headers"), a body that stops ("stall_body") or trickles ("trickle"), or one
+far longer than asked or listed ("flood"). Every stall ends when the server closes."""
 
 from __future__ import annotations
 
@@ -35,6 +40,13 @@ class HubState:
         self.full_gets: list[str] = []
         self.delay_per_chunk = 0.0
         self.lock = threading.Lock()
+        self.raw_listings: dict[str, object] = {}
+        """repo id -> what is served as its listing (bytes as they are, else as JSON)."""
+        self.api_calls = 0
+        self.behaviour: dict[str, str] = {}
+        """file path -> stall_headers | stall_body | trickle | flood."""
+        self.flood_bytes = 4 << 20
+        self.closed = threading.Event()
 
     def listed_sha(self, repo: Repo, path: str) -> str:
         if path not in repo.sha256:
@@ -82,7 +94,24 @@ def handler(state: HubState):
 
         def _serve(self, body: bool) -> None:
             path = self.path.split("?")[0]
-            if m := re.match(r"^/api/models/([^/]+/[^/]+)(?:/revision/[^/]+)?$", path):
+            m = re.match(r"^/api/models/([^/]+/[^/]+)(?:/revision/[^/]+)?$", path)
+            if m:
+                with state.lock:
+                    state.api_calls += 1
+            if m and m.group(1) in state.raw_listings:
+                raw = state.raw_listings[m.group(1)]
+                data = raw if isinstance(raw, bytes) else json.dumps(raw).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+                return
+            if m and state.behaviour.get("/api") == "stall_headers":
+                state.closed.wait(60)
+                return
+            if m:
                 repo = self._repo(m.group(1))
                 if repo is None:
                     return
@@ -128,6 +157,13 @@ def handler(state: HubState):
             elif body:
                 with state.lock:
                     state.full_gets.append(m.group(3))
+            hostile = state.behaviour.get(m.group(3))
+            if hostile == "stall_headers" and body:
+                state.closed.wait(60)
+                return
+            if hostile == "flood" and body:
+                self._flood(status)
+                return
             sha = state.listed_sha(repo, m.group(3))
             self.send_response(status)
             self.send_header("X-Repo-Commit", COMMIT)
@@ -141,6 +177,9 @@ def handler(state: HubState):
                 self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
             self.end_headers()
             if not body:
+                return
+            if hostile in ("stall_body", "trickle"):
+                self._dribble(file, start, end, hostile)
                 return
             with open(file, "rb") as f:
                 f.seek(start)
@@ -158,6 +197,40 @@ def handler(state: HubState):
                         state.sent[m.group(3)] = state.sent.get(m.group(3), 0) + len(data)
                     if state.delay_per_chunk:
                         time.sleep(state.delay_per_chunk)
+        def _flood(self, status: int) -> None:
+            """More bytes than any range asked for or any listing said, under a matching length."""
+            self.send_response(status)
+            self.send_header("Content-Length", str(state.flood_bytes))
+            if status == 206:
+                self.send_header("Content-Range", f"bytes 0-{state.flood_bytes - 1}/{state.flood_bytes}")
+            self.end_headers()
+            block, left = b"\0" * 65536, state.flood_bytes
+            try:
+                while left > 0 and not state.closed.is_set():
+                    self.wfile.write(block[:left])
+                    left -= min(left, len(block))
+                    with state.lock:
+                        state.sent["flood"] = state.sent.get("flood", 0) + min(left, len(block))
+            except OSError:
+                return
+
+        def _dribble(self, file: Path, start: int, end: int, how: str) -> None:
+            """stall_body: 64 KiB, then nothing; trickle: one byte every 0.2 s."""
+            data = file.read_bytes()[start:end + 1]
+            try:
+                if how == "stall_body":
+                    self.wfile.write(data[:65536])
+                    self.wfile.flush()
+                    state.closed.wait(60)
+                    return
+                for i in range(len(data)):
+                    if state.closed.wait(0.2):
+                        return
+                    self.wfile.write(data[i:i + 1])
+                    self.wfile.flush()
+            except OSError:
+                return
+
     return Handler
 
 
@@ -170,5 +243,6 @@ class HubServer:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        self.state.closed.set()
         self.httpd.shutdown()
         self.httpd.server_close()

@@ -15,7 +15,7 @@ from tui.engine.settings import KV_TYPES, LoadSettings
 from tui.fit.budget import MemoryBudget
 from tui.models.discovery import default_locations
 from tui.plan.bandwidth import gpu_bandwidth, machine_speeds
-from tui.plan.hub import HubError
+from tui.plan.hub import HubError, set_timeouts
 from tui.plan.measure import measured_quality
 from tui.plan.model_plan import ModelPlan, add_measured, make_plan
 from tui.plan.quants import PLAN_TYPES
@@ -43,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also measure each quant on disk against the highest-precision one (KL divergence, "
                         "same top token, perplexity; a load each, kept for next time)")
     p.add_argument("--reference", metavar="FILE", help="with --measure: the file to compare against")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="longest wait for the Hugging Face hub to answer (default 60; also VRAMDECK_HUB_TIMEOUT)")
     p.add_argument("--json", action="store_true")
 
 
@@ -108,6 +110,10 @@ def main(args: argparse.Namespace) -> int:
         unknown = [q for q in quants if q not in PLAN_TYPES]
         if unknown:
             raise ValueError(f"unknown quant type {unknown[0]} ({', '.join(PLAN_TYPES)})")
+        if args.timeout is not None:
+            if not args.timeout > 0:
+                raise ValueError("--timeout must be a number of seconds above 0")
+            set_timeouts(args.timeout)
         budget = memory_budget(args.vram, args.margin, cpu_only_ok=True)
         base = LoadSettings(model_path="", n_ctx=args.ctx, type_k=args.kv, type_v=args.kv,
                             flash_attn=args.flash_attn)

@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 
-from tui.plan.hub import HubError, Progress, RemoteModel, list_repo, pull
+from tui.plan.hub import HubError, Progress, RemoteModel, list_repo, pull, set_timeouts
 from tui.safe_text import terminal_safe
 from tui.units import format_bytes
 
@@ -15,6 +15,9 @@ from tui.units import format_bytes
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="REPO[:QUANT|FILE]",
                    help="e.g. bartowski/Meta-Llama-3.1-8B-Instruct-GGUF:Q4_K_M")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="longest wait for the hub to answer or send more bytes (default 60; "
+                        "also VRAMDECK_HUB_TIMEOUT)")
 
 
 def choose(models: tuple[RemoteModel, ...], wanted: str) -> RemoteModel | None:
@@ -49,6 +52,11 @@ class ProgressLine:
 
 def main(args: argparse.Namespace) -> int:
     repo_id, _, wanted = args.target.partition(":")
+    if args.timeout is not None:
+        if not args.timeout > 0:
+            print("vramdeck pull: --timeout must be a number of seconds above 0", file=sys.stderr)
+            return 2
+        set_timeouts(args.timeout)
     try:
         repo = list_repo(repo_id)
         if not repo.models:
@@ -74,6 +82,9 @@ def main(args: argparse.Namespace) -> int:
     except HubError as exc:
         print(f"\nvramdeck pull: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\nvramdeck pull: stopped before the download began; nothing was written.", file=sys.stderr)
+        return 130
     print(f"{path}")
     print(f"open it: vramdeck --model {path}", file=sys.stderr)
     return 0

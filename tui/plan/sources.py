@@ -13,6 +13,7 @@ from tui.models.discovery import Location, default_locations, scan
 from tui.models.gguf_info import GgufError, write_sparse
 from tui.models.model_info import ModelInfo, load_model_info
 from tui.plan.hub import HubError, RemoteModel, RemoteRepo, list_repo, read_range, read_remote_header
+from tui.safe_text import terminal_safe
 
 SUPPORTED_CONFIGS = ("LlamaForCausalLM", "MistralForCausalLM")
 """Architectures whose config.json vramdeck can turn into a GGUF shape (the Llama block)."""
@@ -98,31 +99,70 @@ def _from_remote_gguf(repo: RemoteRepo, model: RemoteModel, scratch: Path) -> Pl
                       note=f"shape from the header of {model.name} ({read / 2**20:.1f} MiB read)")
 
 
-def _from_config(repo: RemoteRepo, scratch: Path) -> PlanSource:
-    from tui.models.synthetic import LlamaShape, write_sparse_llama
+CONFIG_MAX_BYTES = 1 << 20
+"""A model's config.json is a few KB; one larger than this is not one."""
+_CONFIG_LIMITS = {  # key: (smallest, largest) a real model has, with room to spare
+    "num_hidden_layers": (1, 1024), "hidden_size": (1, 1 << 17), "intermediate_size": (1, 1 << 20),
+    "num_attention_heads": (1, 1024), "num_key_value_heads": (1, 1024), "vocab_size": (1, 1 << 22),
+    "max_position_embeddings": (1, 1 << 24),
+}
 
+
+def _config_number(config: dict, key: str, default: int | None = None) -> int:
+    """config[key] as a whole number within what a model has; SourceError naming the key."""
+    value = config.get(key, default)
+    lo, hi = _CONFIG_LIMITS[key]
+    if value is None:
+        raise SourceError(f"config.json has no {key}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or \
+            value in (float("inf"), float("-inf")) or value != int(value):
+        raise SourceError(f"config.json's {key} is not a whole number: {str(value)[:40]!r}")
+    if not lo <= int(value) <= hi:
+        raise SourceError(f"config.json's {key} is {int(value):,}, outside what a model has ({lo}..{hi:,})")
+    return int(value)
+
+
+def _from_config(repo: RemoteRepo, scratch: Path) -> PlanSource:
     size = next(f.size for f in repo.files if f.path == "config.json")
+    if size > CONFIG_MAX_BYTES:
+        raise SourceError(f"{repo.repo_id}: config.json is listed at {size:,} bytes, not a model's config")
     try:
         config = json.loads(read_range(repo.repo_id, "config.json", repo.revision, 0, max(0, size - 1)))
-    except ValueError:
-        raise SourceError(f"{repo.repo_id}: config.json is not JSON") from None
-    arch = (config.get("architectures") or ["?"])[0]
-    if arch not in SUPPORTED_CONFIGS:
-        raise SourceError(f"{repo.repo_id} is a {arch}: vramdeck builds a plan from config.json "
-                          f"for {', '.join(SUPPORTED_CONFIGS)} only. Plan from a GGUF repo of it.")
+    except (ValueError, RecursionError):
+        raise SourceError(f"{repo.repo_id}: config.json is not JSON (or is nested too deep)") from None
     try:
-        shape = LlamaShape(
-            name=repo.repo_id.split("/")[-1], n_layer=int(config["num_hidden_layers"]),
-            n_embd=int(config["hidden_size"]), n_ff=int(config["intermediate_size"]),
-            n_head=int(config["num_attention_heads"]),
-            n_head_kv=int(config.get("num_key_value_heads", config["num_attention_heads"])),
-            n_vocab=int(config["vocab_size"]),
-            n_ctx_train=int(config.get("max_position_embeddings", 8192)),
-            rope_base=float(config.get("rope_theta", 10000.0)))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SourceError(f"{repo.repo_id}: config.json lacks what a Llama shape needs ({exc})") from None
-    if not (0 < shape.n_layer <= 1024 and 0 < shape.n_embd <= 1 << 17 and 0 < shape.n_vocab <= 1 << 22):
-        raise SourceError(f"{repo.repo_id}: config.json's sizes are not a model's")
+        return _from_config_values(repo, config, scratch)
+    except SourceError as exc:
+        raise SourceError(f"{repo.repo_id}: {exc}") from None
+
+
+def _from_config_values(repo: RemoteRepo, config: object, scratch: Path) -> PlanSource:
+    from tui.models.synthetic import LlamaShape, write_sparse_llama
+
+    if not isinstance(config, dict):
+        raise SourceError(f"config.json is a {type(config).__name__}, not a table of settings")
+    archs = config.get("architectures")
+    if archs is None:
+        archs = ["?"]
+    if not isinstance(archs, list) or not archs or not all(isinstance(a, str) for a in archs):
+        raise SourceError(f"config.json's architectures is not a list of names: {str(archs)[:40]!r}")
+    arch = archs[0][:80]
+    if arch not in SUPPORTED_CONFIGS:
+        raise SourceError(f"it is a {terminal_safe(arch)}: vramdeck builds a plan from config.json "
+                          f"for {', '.join(SUPPORTED_CONFIGS)} only. Plan from a GGUF repo of it.")
+    rope = config.get("rope_theta", 10000.0)
+    if isinstance(rope, bool) or not isinstance(rope, (int, float)) or not 1.0 <= rope <= 1e12:
+        raise SourceError(f"config.json's rope_theta is not a rope base: {str(rope)[:40]!r}")
+    n_head = _config_number(config, "num_attention_heads")
+    n_embd = _config_number(config, "hidden_size")
+    n_head_kv = _config_number(config, "num_key_value_heads", n_head)
+    if n_embd % n_head or n_head % n_head_kv:
+        raise SourceError(f"config.json's hidden_size {n_embd} and heads {n_head}/{n_head_kv} do not divide")
+    shape = LlamaShape(
+        name=repo.repo_id.split("/")[-1], n_layer=_config_number(config, "num_hidden_layers"),
+        n_embd=n_embd, n_ff=_config_number(config, "intermediate_size"), n_head=n_head, n_head_kv=n_head_kv,
+        n_vocab=_config_number(config, "vocab_size"),
+        n_ctx_train=_config_number(config, "max_position_embeddings", 8192), rope_base=float(rope))
     scratch.mkdir(parents=True, exist_ok=True)
     out = scratch / f"{shape.name}-F16.gguf"
     write_sparse_llama(out, shape, "F16")
