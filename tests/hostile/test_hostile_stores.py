@@ -147,12 +147,15 @@ def _profile(**load) -> Profile:
 
 def test_llama_swap_export_cannot_add_a_model_or_run_a_command():
     p = _profile(model_path="/m.gguf")
-    p.name = 'x":\n  evil:\n    cmd: rm -rf ~\n'
+    p.name = 'x":  evil:    cmd: rm -rf ~'
     import yaml  # gguf's dependency
 
     doc = yaml.safe_load(export(p, "llama-swap"))
     assert list(doc["models"]) == [p.name]
     assert doc["models"][p.name]["cmd"].startswith("llama-server --port ${PORT} -m /m.gguf")
+    p.name = 'x":\n  evil:\n    cmd: rm -rf ~\n'
+    with pytest.raises(ExportError, match="profile name"):
+        export(p, "llama-swap")
 
 
 @pytest.mark.parametrize("kind", ["llama-server", "llama-cli", "llama-swap", "ollama"])

@@ -261,7 +261,7 @@ def test_prompt_lookup_exports_to_python_and_a_bad_draft_setting_names_its_line(
     assert err.value.key == "load.draft_max" and err.value.line == 20
     hostile = parse_profile(DRAFT.replace('draft_model_path = "/models', 'draft_model_path = "/models/x\\u001b[2J'),
                             "/cfg/p.toml", "p")
-    with pytest.raises(ExportError, match="the draft model path holds the control character"):
+    with pytest.raises(ExportError, match=r"the draft model path holds U\+001B"):
         export(hostile, "llama-server")
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 import shlex
+import unicodedata
 
 from tui.engine.settings import ALL_LAYERS, GGML_TYPE_IDS
 from tui.profiles.schema import Profile
 
 FLASH = {"on": "on", "off": "off", "auto": "auto"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+"""Control, format (invisible: U+200B, U+202E...), surrogate, private-use, unassigned, line and
+paragraph separators: each can end a line or a quote, vanish in a parser (Ollama drops what Go's
+strconv.IsPrint rejects) or hide what a command does from the person who reads it."""
 
 
 class ExportError(ValueError):
@@ -19,21 +21,36 @@ class ExportError(ValueError):
     or the file's structure); the message names the value."""
 
 
-def _refuse(pattern: re.Pattern[str], value: str, what: str, extra: str = "") -> None:
-    m = pattern.search(value)
-    if m:
-        raise ExportError(f"{what} holds the control character \\x{ord(m.group()):02x}, which "
-                          f"no export carries safely{extra}; change it and export again")
+def _char_name(c: str) -> str:
+    return f"U+{ord(c):04X}" + (f" ({unicodedata.name(c)})" if unicodedata.name(c, "") else "")
+
+
+def unsafe_char(value: str, allowed: str = "") -> str | None:
+    """The first character of `value` that no export carries safely (see UNSAFE_CATEGORIES)."""
+    return next((c for c in value if c not in allowed and unicodedata.category(c) in UNSAFE_CATEGORIES), None)
+
+
+def _refuse(value: str, what: str, extra: str = "", allowed: str = "") -> None:
+    bad = unsafe_char(value, allowed)
+    if bad is not None:
+        raise ExportError(f"{what} holds {_char_name(bad)}, a control or invisible character that no "
+                          f"export carries safely{extra}; change it and export again")
+
+
+def _values(p: Profile) -> list[tuple[str, str, str, str]]:
+    """Every text value an export can carry: (value, what it is, advice, characters allowed)."""
+    out = [(p.name, "the profile name", " (rename the profile)", ""),
+           (p.load.model_path, "the model path", " (rename the file)", ""),
+           (p.load.draft_model_path, "the draft model path", " (rename the file)", ""),
+           (p.system_prompt, "the system prompt", "", "\n\t")]
+    return out + [(stop, f"the stop string {stop!r}", "", "") for stop in p.sampling.stop]
 
 
 def _check_exportable(p: Profile) -> None:
     """Profiles get shared: an export must never carry code, so values that could end a line or
-    a quote in the target format are refused rather than passed on."""
-    _refuse(_CONTROL, p.load.model_path, "the model path", " (rename the file)")
-    _refuse(_CONTROL, p.load.draft_model_path, "the draft model path", " (rename the file)")
-    _refuse(_CONTROL_BUT_LINES, p.system_prompt, "the system prompt")
-    for stop in p.sampling.stop:
-        _refuse(_CONTROL, stop, f"the stop string {stop!r}")
+    a quote in the target format, or change as it is read, are refused rather than passed on."""
+    for value, what, extra, allowed in _values(p):
+        _refuse(value, what, extra, allowed)
 
 
 def llama_args(p: Profile) -> list[str]:
@@ -119,13 +136,23 @@ KINDS = ("llama-server", "llama-cli", "python", "llama-swap", "ollama")
 
 def llama_swap(p: Profile) -> str:
     """An entry for llama-swap's config.yaml: it starts llama-server on ${PORT} when asked for
-    this model by name."""
-    cmd = shlex.join(["llama-server", "--port", "PORT_MACRO", *llama_args(p),
-                      "--temp", f"{p.sampling.temperature:g}", "--top-p", f"{p.sampling.top_p:g}",
-                      "--top-k", str(p.sampling.top_k), "--min-p", f"{p.sampling.min_p:g}"])
-    cmd = cmd.replace("PORT_MACRO", "${PORT}")
+    this model by name. llama-swap expands `${...}` (its macros, ${env.NAME}) anywhere in cmd and
+    has no escape for it, so a value holding `${` is refused."""
+    for value, what, extra, _ in _values(p):
+        if "${" in value:
+            raise ExportError(f"{what} holds '${{', which llama-swap would expand as a macro{extra}; "
+                              "change it and export again")
+    rest = shlex.join([*llama_args(p), "--temp", f"{p.sampling.temperature:g}",
+                       "--top-p", f"{p.sampling.top_p:g}", "--top-k", str(p.sampling.top_k),
+                       "--min-p", f"{p.sampling.min_p:g}"])
+    cmd = "llama-server --port ${PORT} " + rest
     # JSON strings are YAML double-quoted scalars: every quote, backslash and line break escaped
     return f"models:\n  {json.dumps(p.name)}:\n    cmd: {json.dumps(cmd)}\n    ttl: 600\n"
+
+
+def _go_printable(c: str) -> bool:
+    """Go's strconv.IsPrint: letters, marks, numbers, punctuation and symbols (and ASCII space)."""
+    return unicodedata.category(c)[0] in "LMNPS"
 
 
 def ollama_modelfile(p: Profile) -> str:
@@ -133,6 +160,13 @@ def ollama_modelfile(p: Profile) -> str:
     flash attention for the whole server, so those are comments with the variables to set.
     Its values are quoted the Modelfile way; what that cannot quote is refused (ExportError)."""
     s, x = p.load, p.sampling
+    for value, what, extra, allowed in _values(p):
+        # Ollama's parser keeps only what Go's strconv.IsPrint accepts (and spaces, tabs and line
+        # breaks between tokens): an invisible character would vanish, and `"` U+00A0 `""` become `"""`
+        bad = next((c for c in value if c not in allowed and c != " " and not _go_printable(c)), None)
+        if bad is not None:
+            raise ExportError(f"{what} holds {_char_name(bad)}, which Ollama's Modelfile parser drops, "
+                              f"changing the text around it{extra}; change it and export again")
     if '"' in s.model_path:
         raise ExportError('the model path holds a double quote ("), which a Modelfile cannot '
                           "quote; rename the file")
@@ -143,7 +177,7 @@ def ollama_modelfile(p: Profile) -> str:
         if '"' in stop or "\\" in stop:
             raise ExportError(f"the stop string {stop!r} holds a quote or a backslash, which a "
                               "Modelfile stop parameter cannot carry")
-    lines = [f"# vramdeck profile '{p.name}'",
+    lines = [f"# vramdeck profile {p.name!r}",
              f"# KV cache {s.type_k}/{s.type_v}, flash attention {s.flash_attn}: Ollama takes these "
              f"from its server's environment:",
              f"#   OLLAMA_KV_CACHE_TYPE={s.type_k} OLLAMA_FLASH_ATTENTION={int(s.flash_attn != 'off')}",
