@@ -75,7 +75,7 @@ def _vocab(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
     return tokens[:n_vocab], scores[:n_vocab], types[:n_vocab]
 
 
-def _metadata(w: GGUFWriter, shape: LlamaShape, file_type: int) -> None:
+def _metadata(w: GGUFWriter, shape: LlamaShape, file_type: int, chat_template: str = CHATML_TEMPLATE) -> None:
     w.add_name(shape.name)
     w.add_block_count(shape.n_layer)
     w.add_context_length(shape.n_ctx_train)
@@ -100,7 +100,7 @@ def _metadata(w: GGUFWriter, shape: LlamaShape, file_type: int) -> None:
     w.add_bos_token_id(1)
     w.add_eos_token_id(4)  # <|im_end|> ends a ChatML turn
     w.add_add_bos_token(True)
-    w.add_chat_template(CHATML_TEMPLATE)
+    w.add_chat_template(chat_template)
 
 
 def _tensor_shapes(s: LlamaShape) -> list[tuple[str, tuple[int, ...]]]:
@@ -128,12 +128,14 @@ def _tensor_shapes(s: LlamaShape) -> list[tuple[str, tuple[int, ...]]]:
     return out
 
 
-def write_random_llama(path: str | Path, shape: LlamaShape = TINY, seed: int = 0) -> Path:
-    """A small F32 Llama with random weights: loads, tokenizes, generates (nonsense), quantizes."""
+def write_random_llama(path: str | Path, shape: LlamaShape = TINY, seed: int = 0,
+                       chat_template: str = CHATML_TEMPLATE) -> Path:
+    """A small F32 Llama with random weights: loads, tokenizes, generates (nonsense), quantizes.
+    `chat_template` is written as the file's tokenizer.chat_template (a hostile one, for tests)."""
     rng = np.random.default_rng(seed)
     path = Path(path)
     w = GGUFWriter(str(path), "llama")
-    _metadata(w, shape, FILE_TYPES["F32"])
+    _metadata(w, shape, FILE_TYPES["F32"], chat_template)
     for name, dims in _tensor_shapes(shape):
         if len(dims) == 1:
             data = np.ones(dims, dtype=np.float32)

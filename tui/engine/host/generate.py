@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import llama_cpp as L
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from tui.engine.host.batches import decode_last, fill_batch
+from tui.engine.host.chat_template import BoundedChatTemplate, TemplateStopped
 from tui.engine.host.runtime import LoadedModel
 from tui.engine.host.sampling import TokenPicker, verify
 from tui.engine.host.speculative import Draft, LookupDrafter, ModelDrafter, logits_row
@@ -89,10 +89,11 @@ class ChatSession:
         self.bos_text = token_text(vocab, L.llama_vocab_bos(vocab), True).decode("utf-8", "replace")
         self.eos_text = token_text(vocab, L.llama_vocab_eos(vocab), True).decode("utf-8", "replace")
         template = loaded.chat_template() or CHATML
-        self.formatter = Jinja2ChatFormatter(template, eos_token=self.eos_text, bos_token=self.bos_text)
+        self.template = BoundedChatTemplate(template, eos_token=self.eos_text, bos_token=self.bos_text)
 
-    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> list[int]:
-        prompt = self.formatter(messages=[dict(m) for m in messages]).prompt
+    def prompt_tokens(self, messages: Sequence[dict[str, str]],
+                      cancelled: threading.Event | None = None) -> list[int]:
+        prompt = self.template.render(messages, cancelled)
         add_bos = bool(L.llama_vocab_get_add_bos(self.lm.vocab))
         if self.bos_text and prompt.startswith(self.bos_text):
             add_bos = False
@@ -198,7 +199,10 @@ class ChatSession:
         started = time.perf_counter()
         ctx, vocab = self.lm.ctx, self.lm.vocab
         n_ctx = self.lm.n_ctx()
-        tokens = self.prompt_tokens(messages)
+        try:
+            tokens = self.prompt_tokens(messages, cancelled)
+        except TemplateStopped:
+            return self._stats(started, None, 0, "cancelled", 0, SpeculationCounts())
         if len(tokens) >= n_ctx:
             raise PromptTooLong(len(tokens), n_ctx)
         L.llama_perf_context_reset(ctx)

@@ -18,6 +18,7 @@ import psutil
 from tui.engine.errors import classify_load_log, describe_failure
 from tui.engine.host.bench import run_bench, run_depth_bench
 from tui.engine.host.channel import Channel
+from tui.engine.host.chat_template import TemplateError
 from tui.engine.host.devices import list_devices
 from tui.engine.host.dry_run import parse_buffers
 from tui.engine.host.generate import ChatSession, PromptTooLong
@@ -272,6 +273,9 @@ class EngineSession:
             pieces.flush()
         except PromptTooLong as exc:
             self.channel.send(ChatFailed(request_id=rid, message=str(exc), reason="prompt_too_long"))
+            return
+        except TemplateError as exc:
+            self.channel.send(ChatFailed(request_id=rid, message=f"{exc}.", reason="template"))
             return
         except Exception as exc:
             self.channel.send(ChatFailed(request_id=rid, message=f"Generation failed: {exc}"))
