@@ -55,7 +55,7 @@ def read_regular_bytes(path: Path, limit: int = 64 << 20) -> bytes:
             raise NotARegularFile(f"{path} is not a regular file")
         if st.st_size > limit:
             raise FileTooLarge(f"{path} is {st.st_size:,} bytes (at most {limit:,} expected)")
-        data = f.read(limit + 1)
+        data = f.read(min(st.st_size, limit) + 1)  # read(limit + 1) would allocate all of limit
     if len(data) > limit:
         raise FileTooLarge(f"{path} grew past {limit:,} bytes while being read")
     return data

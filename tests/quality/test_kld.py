@@ -201,3 +201,40 @@ def test_the_engine_refuses_a_reference_whose_arrays_do_not_fit_and_keeps_workin
             await client.stop()
 
     assert asyncio.run(go()) > 1
+
+
+def test_a_stored_reference_the_engine_disagrees_with_is_run_again_and_a_failed_write_is_a_warning(
+        ladder_figures, demo_ladder, tmp_path):
+    """Issue 25: a damaged but well-formed reference (another token list) was trusted for ever,
+    and every later run failed 'reads the text differently', blaming the model. And a store that
+    cannot be written lost the figures with a traceback."""
+    import shutil
+
+    import numpy as np
+
+    from tui.quality.measure import _reference_settings
+
+    reference, store, first, figures = ladder_figures
+    copy = QualityStore(tmp_path / "store")
+    shutil.copytree(store.folder, copy.folder)
+    for stale in copy.folder.glob("kld-*.npz"):
+        stale.unlink()
+    ref_file = next(copy.folder.glob("reference-*.npz"))
+    with np.load(ref_file) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["tokens"] = np.roll(arrays["tokens"], 1)  # well-formed, valid ids, wrong text
+    with open(ref_file, "wb") as f:
+        np.savez(f, **arrays)
+
+    meter = QualityMeter(reference, LoadSettings(model_path=""), store=copy)
+    asyncio.run(meter.prepare())
+    assert meter.log.reference_runs == 0, "the tampered reference passes every check on its own"
+    q4 = demo_ladder["Q4_K_M"]
+    cid = QualityMeter._candidate_id(q4, _reference_settings(meter.base, q4, meter.chunk))
+    copy._fig_path(cid, meter.key).mkdir()  # the figures cannot be written
+    again = _measure(meter, [demo_ladder["Q8_0"], q4])
+    assert meter.log.reference_runs == 1, "run again once the engine disagreed"
+    assert again[0].kld_mean == pytest.approx(figures["Q8_0"].kld_mean, rel=0.05)
+    assert again[1].kld_mean == pytest.approx(figures["Q4_K_M"].kld_mean, rel=0.05), "figures still shown"
+    assert any("did not fit" in w for w in meter.log.warnings)
+    assert any("could not be kept" in w for w in meter.log.warnings)

@@ -214,3 +214,93 @@ def test_fuzzed_packed_text_gives_an_array_or_an_array_error():
         assert a.dtype == np.float32 and a.ndim == 2
 
     check()
+
+
+# ------------------------------------------------------------------ hostile store files (issue 25)
+
+
+def _npy_header(dtype: str, shape: tuple[int, ...]) -> bytes:
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return np.lib.format.magic(1, 0) + out.getvalue()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return out.getvalue()
+
+
+def _reference_members(**replace: bytes) -> dict[str, bytes]:
+    ref = _reference()
+    members = {}
+    for name in ("tokens", "ids", "logprobs", "rest_logp", "tail_ids", "tail_logprobs", "nll"):
+        buf = io.BytesIO()
+        np.save(buf, getattr(ref, name))
+        members[f"{name}.npy"] = buf.getvalue()
+    for name, value in (("sizes", np.array([50, 512])), ("about", np.array("{}"))):
+        buf = io.BytesIO()
+        np.save(buf, value)
+        members[f"{name}.npy"] = buf.getvalue()
+    return {**members, **{f"{k}.npy": v for k, v in replace.items()}}
+
+
+def test_an_array_bomb_in_the_store_is_refused_before_memory_is_taken(tmp_path):
+    """A 2.5 MB .npz declaring a 500M-element array drove `quality` to 7 GB and was accepted."""
+    import tracemalloc
+
+    bomb = _npy_header("<i4", (500_000_000,)) + b"\0" * (2 << 20)  # compresses to a few KB
+    (tmp_path / "reference-key.npz").write_bytes(_zip(_reference_members(tokens=bomb)))
+    tracemalloc.start()
+    try:
+        assert QualityStore(tmp_path).reference("key") is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20, f"{peak / 2**20:.0f} MiB taken for a file that declares 2 GB"
+
+
+@pytest.mark.parametrize("member", [b"not an npy file", b"\x93NUMPY\x09\x00" + b"x" * 40, b""])
+def test_a_member_that_is_not_npy_is_damage_not_a_crash(tmp_path, member):
+    (tmp_path / "reference-key.npz").write_bytes(_zip(_reference_members(ids=member)))
+    assert QualityStore(tmp_path).reference("key") is None
+
+
+@pytest.mark.parametrize("kld, nll, same_top", [
+    (-5.0, 1.0, 1),  # a negative KLD was shown as a result
+    (428.0, 1.0, 1),  # and one of 428
+    (0.1, -3.0, 1),
+    (0.1, 1.0, 7),  # same_top = 7 raised ValueError
+])
+def test_stored_figures_out_of_range_are_measured_again(tmp_path, kld, nll, same_top):
+    store = QualityStore(tmp_path)
+    n = 120
+    out = io.BytesIO()
+    np.savez(out, kld=np.full(n, kld), nll=np.full(n, nll), same_top=np.full(n, same_top, np.uint8))
+    (tmp_path / "kld-cand-vs-key.npz").write_bytes(out.getvalue())
+    assert store.token_figures("cand", "key", n) is None
+
+
+def test_a_reference_of_other_sizes_than_asked_is_measured_again(tmp_path):
+    store = QualityStore(tmp_path)
+    store.save_reference("key", _reference())
+    assert store.reference("key", chunk=512, k=4, m=3) is not None
+    assert store.reference("key", chunk=256) is None and store.reference("key", k=64) is None
+
+
+def test_a_folder_at_a_store_path_is_damage_on_read_and_a_warning_on_write(tmp_path):
+    from tui.quality.store import StoreWriteError
+
+    store = QualityStore(tmp_path)
+    (tmp_path / "reference-key.npz").mkdir()
+    (tmp_path / "kld-cand-vs-key.npz").mkdir()
+    assert store.reference("key") is None and store.token_figures("cand", "key", 120) is None
+    with pytest.raises(StoreWriteError, match="could not be kept"):
+        store.save_reference("key", _reference())
+    figs = TokenFigures(np.zeros(120), np.ones(120), np.ones(120, np.uint8))
+    with pytest.raises(StoreWriteError, match="measured again next time"):
+        store.save_token_figures("cand", "key", figs)

@@ -74,6 +74,7 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"reference": str(reference), "reference_chosen": how, "chunk": CHUNK,
                           "reference_runs": meter.log.reference_runs, "reused": meter.log.reused,
+                          "warnings": meter.log.warnings,
                           "files": {p: (r.to_dict() if isinstance(r, QualityFigures) else {"error": r})
                                     for p, r in results.items()}}, indent=2))
         return 0 if any(isinstance(r, QualityFigures) for r in results.values()) else 1
@@ -87,6 +88,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"{name:32} {figure_cells(r)}" if isinstance(r, QualityFigures) else f"{name:32} failed: {r}")
     ran = "run once" if meter.log.reference_runs else "from the store (not run again)"
     print(f"the reference's distributions: {ran}; files from the store: {len(meter.log.reused)}")
+    for warning in meter.log.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if all(Path(p).resolve() == reference.resolve() for p in results):
         print("Only the reference itself was measured: its KLD is 0 by definition. Name other quants of the "
               "model, or --reference a higher-precision file.")

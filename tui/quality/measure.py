@@ -19,7 +19,13 @@ from tui.quality.arrays import ArrayError, pack, unpack
 from tui.quality.errors import QualityError
 from tui.quality.figures import QualityFigures, figures
 from tui.quality.fingerprint import file_fingerprint, text_fingerprint
-from tui.quality.store import QualityStore, ReferenceDistributions, StoredDataError, TokenFigures
+from tui.quality.store import (
+    QualityStore,
+    ReferenceDistributions,
+    StoredDataError,
+    StoreWriteError,
+    TokenFigures,
+)
 from tui.tune.text import perplexity_text
 
 CHUNK, TOP_K, TAIL_DRAWS = 512, 64, 64
@@ -35,6 +41,8 @@ class QualityLog:
     reused: list[str] = field(default_factory=list)
     """Files whose figures came from the store."""
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    """What went wrong without losing a figure (a store that could not be written)."""
 
 
 def _reference_settings(base: LoadSettings, path: Path, chunk: int) -> LoadSettings:
@@ -57,6 +65,9 @@ class QualityMeter:
         self._packed = PackedReference()
         """The reference as every KldCommand carries it, packed once."""
         self._ref_fp = ""
+        self._ref_from_store = False
+        """The reference came from the store: when the engine finds it at odds with the model,
+        it is run again once before the model is blamed."""
 
     @property
     def key(self) -> str:
@@ -88,7 +99,8 @@ class QualityMeter:
             self._ref_fp = file_fingerprint(self.reference)
         except OSError as exc:
             raise QualityError(f"the reference {self.reference}: {exc}") from None
-        ref = self.store.reference(self.key)
+        ref = self.store.reference(self.key, self.chunk, self.k, self.m)
+        self._ref_from_store = ref is not None
         if ref is None:
             client = self.client_factory()
             try:
@@ -100,7 +112,7 @@ class QualityMeter:
                 await client.stop()
             ref = self._from_answer(answer)
             self.log.reference_runs += 1
-            self.store.save_reference(self.key, ref)
+            self._keep(lambda: self.store.save_reference(self.key, ref))
         self._ref = ref
         self._packed = PackedReference(
             n_vocab=ref.n_vocab, chunk=ref.chunk, tokens=pack(ref.tokens, "i4"), ids=pack(ref.ids, "i4"),
@@ -108,6 +120,12 @@ class QualityMeter:
             tail_ids=pack(ref.tail_ids, "i4"), tail_logprobs=pack(ref.tail_logprobs, "f4"))
         self.log.seconds += time.monotonic() - started
         return ref
+
+    def _keep(self, save: Callable[[], object]) -> None:
+        try:
+            save()
+        except StoreWriteError as exc:
+            self.log.warnings.append(str(exc))
 
     def _from_answer(self, answer: TopKResult) -> ReferenceDistributions:
         r = answer.reference
@@ -146,14 +164,26 @@ class QualityMeter:
         started = time.monotonic()
         try:
             answer = await client.kld(KldCommand(text=self.text, reference=self._packed))
+        except EngineError as exc:
+            if not self._ref_from_store:
+                raise QualityError(str(exc)) from None
+            # a stored reference the engine finds at odds with the model (its vocabulary, tokens,
+            # chunk or length): damaged or stale, so it is run again before the model is blamed
+            self.store.discard_reference(self.key)
+            self._ref = None
+            self.log.warnings.append(f"the stored reference did not fit ({exc}); it was run again")
+            ref = await self.prepare()
+            try:
+                answer = await client.kld(KldCommand(text=self.text, reference=self._packed))
+            except EngineError as exc2:
+                raise QualityError(str(exc2)) from None
+        try:
             t = TokenFigures(unpack(answer.kld, "f8", 1), unpack(answer.nll, "f8", 1),
                              unpack(answer.same_top, "u1", 1)).check(ref.positions)
-        except EngineError as exc:
-            raise QualityError(str(exc)) from None
         except (ArrayError, StoredDataError) as exc:
             raise QualityError(f"the engine's answer was damaged: {exc}") from None
         self.log.candidate_runs += 1
-        self.store.save_token_figures(cid, self.key, t)
+        self._keep(lambda: self.store.save_token_figures(cid, self.key, t))
         self.log.seconds += time.monotonic() - started
         return self._figures(t)
 

@@ -9,6 +9,8 @@ dtypes, shapes, values) and a file that fails is measured again, never trusted o
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
 import zipfile
@@ -20,8 +22,15 @@ from platformdirs import user_cache_dir
 
 from tui.files import read_regular_bytes, remove_stale_temps, write_atomically
 
-STORE_LIMIT = 512 << 20
-"""A reference of the shipped text is ~1 MB; anything near this is not one of ours."""
+STORE_LIMIT = 64 << 20
+"""A reference of the shipped text is ~1 MB; a file, or the arrays it declares, past this is not
+one of ours (the arrays' headers are read first, so a small file declaring a huge array is
+refused before any memory is taken)."""
+KLD_RANGE = (-1.0, 100.0)
+"""Per-token KL divergence, nats. The estimate's tail term can make one token slightly negative;
+below -1 or above 100 (a reference token the quant gives e^-100) is not a measurement."""
+NLL_MAX = 200.0
+MIN_MEAN_KLD = -0.01
 
 
 class StoredDataError(ValueError):
@@ -97,10 +106,18 @@ class TokenFigures:
     same_top: np.ndarray
 
     def check(self, positions: int) -> "TokenFigures":
+        """The figures fit `positions` and hold values a measurement can give (see KLD_RANGE)."""
         if not (self.kld.shape == self.nll.shape == self.same_top.shape == (positions,)):
             raise StoredDataError(f"per-token figures are not {positions} long")
         if not (np.all(np.isfinite(self.kld)) and np.all(np.isfinite(self.nll))):
             raise StoredDataError("per-token figures that are not finite")
+        if positions and (self.kld.min() < KLD_RANGE[0] or self.kld.max() > KLD_RANGE[1]
+                          or self.kld.mean() < MIN_MEAN_KLD):
+            raise StoredDataError(f"KL divergences out of range ({self.kld.min():.3g} to {self.kld.max():.3g})")
+        if positions and (self.nll.min() < -1e-3 or self.nll.max() > NLL_MAX):
+            raise StoredDataError("negative log-likelihoods out of range")
+        if positions and self.same_top.max() > 1:
+            raise StoredDataError("same-top flags other than 0 and 1")
         return self
 
 
@@ -110,22 +127,52 @@ def _npz(**arrays: np.ndarray) -> bytes:
     return out.getvalue()
 
 
+def _member(archive: zipfile.ZipFile, name: str, kind: str, ndim: int, budget: list[int]) -> np.ndarray:
+    """One array of the archive, its .npy header checked (dtype kind, dimensions, and the bytes
+    its shape needs against what is left of `budget`) before its data is read."""
+    try:
+        info = archive.getinfo(f"{name}.npy")
+    except KeyError:
+        raise StoredDataError(f"no {name} in it") from None
+    with archive.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise StoredDataError(f"{name} has .npy version {version}")
+        if dtype.kind != kind or dtype.hasobject or len(shape) != ndim or fortran:
+            raise StoredDataError(f"{name} is {dtype} with {len(shape)} dimensions")
+        items = 1
+        for n in shape:
+            items *= n
+        need = items * dtype.itemsize
+        if need > budget[0]:
+            raise StoredDataError(f"{name} declares {need:,} bytes, more than a stored file holds")
+        budget[0] -= need
+        data = f.read(need + 1)
+    if len(data) != need:
+        raise StoredDataError(f"{name} holds {len(data):,} bytes where its shape needs {need:,}")
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
 def _load(path: Path, spec: dict[str, tuple[str, int]]) -> dict[str, np.ndarray]:
-    """The arrays of `path`, each of the dtype kind and dimensions in `spec`."""
+    """The arrays of `path`, each of the dtype kind and dimensions in `spec`. StoredDataError for
+    anything else: a damaged or foreign file, a folder or FIFO in its place, an array bomb."""
     try:
         data = read_regular_bytes(path, STORE_LIMIT)
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            missing = set(spec) - set(archive.files)
-            if missing:
-                raise StoredDataError(f"no {sorted(missing)[0]} in it")
-            arrays = {name: archive[name] for name in spec}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise StoredDataError(str(exc)[:200]) from None
-    for name, (kind, ndim) in spec.items():
-        a = arrays[name]
-        if a.dtype.kind != kind or a.ndim != ndim:
-            raise StoredDataError(f"{name} is {a.dtype} with {a.ndim} dimensions")
-    return arrays
+        budget = [STORE_LIMIT]
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return {name: _member(archive, name, kind, ndim, budget) for name, (kind, ndim) in spec.items()}
+    except StoredDataError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError) as exc:
+        raise StoredDataError(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+class StoreWriteError(Exception):
+    """The figures were measured but could not be kept; they are still shown."""
 
 
 class QualityStore:
@@ -142,10 +189,12 @@ class QualityStore:
     def _fig_path(self, candidate_fp: str, key: str) -> Path:
         return self.folder / f"kld-{candidate_fp}-vs-{key}.npz"
 
-    def reference(self, key: str) -> ReferenceDistributions | None:
-        """The stored reference, or None when there is none or it is damaged (then measured again)."""
+    def reference(self, key: str, chunk: int | None = None, k: int | None = None,
+                  m: int | None = None) -> ReferenceDistributions | None:
+        """The stored reference, or None when there is none or it is damaged or of other sizes
+        than `chunk`, `k` and `m` (then it is measured again)."""
         path = self._ref_path(key)
-        if not path.exists():
+        if not path.is_file():
             return None
         try:
             a = _load(path, {"tokens": ("i", 1), "ids": ("i", 2), "logprobs": ("f", 2),
@@ -156,7 +205,7 @@ class QualityStore:
             about = json.loads(str(a["about"]))
             if not isinstance(about, dict):
                 raise StoredDataError("about is not a table")
-            return ReferenceDistributions(
+            ref = ReferenceDistributions(
                 tokens=a["tokens"].astype(np.int32), ids=a["ids"].astype(np.int32),
                 logprobs=a["logprobs"].astype(np.float32), rest_logp=a["rest_logp"].astype(np.float64),
                 tail_ids=a["tail_ids"].astype(np.int32), tail_logprobs=a["tail_logprobs"].astype(np.float32),
@@ -164,21 +213,41 @@ class QualityStore:
                 about=about).check()
         except (StoredDataError, ValueError):
             return None
+        if (chunk is not None and ref.chunk != chunk) or (k is not None and ref.ids.shape[1] != k) or \
+                (m is not None and ref.tail_ids.shape[1] != m):
+            return None
+        return ref
+
+    def discard_reference(self, key: str) -> None:
+        """Forget a stored reference the engine found at odds with the model (it is run again)."""
+        with contextlib.suppress(OSError):
+            self._ref_path(key).unlink()
 
     def save_reference(self, key: str, ref: ReferenceDistributions) -> Path:
+        """Keep the reference. StoreWriteError when it cannot be written (the caller warns)."""
         path = self._ref_path(key)
-        if self.folder.exists():
-            remove_stale_temps(self.folder)  # a save killed mid-write
-        write_atomically(path, _npz(tokens=ref.tokens, ids=ref.ids, logprobs=ref.logprobs,
+        try:
+            if self.folder.is_dir():
+                remove_stale_temps(self.folder)  # a save killed mid-write
+            self._write(path, _npz(tokens=ref.tokens, ids=ref.ids, logprobs=ref.logprobs,
                                     rest_logp=ref.rest_logp, tail_ids=ref.tail_ids,
                                     tail_logprobs=ref.tail_logprobs, nll=ref.nll,
                                     sizes=np.array([ref.n_vocab, ref.chunk], dtype=np.int64),
                                     about=np.array(json.dumps(ref.about))))
+        except OSError as exc:
+            raise StoreWriteError(f"the reference could not be kept in {self.folder} ({exc.strerror or exc}); "
+                                  "it will be run again next time") from None
         return path
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        if path.is_dir() or (path.exists() and not path.is_file()):
+            raise IsADirectoryError(errno.EISDIR, "something other than a file is in its place", str(path))
+        write_atomically(path, data)
 
     def token_figures(self, candidate_fp: str, key: str, positions: int) -> TokenFigures | None:
         path = self._fig_path(candidate_fp, key)
-        if not path.exists():
+        if not path.is_file():
             return None
         try:
             a = _load(path, {"kld": ("f", 1), "nll": ("f", 1), "same_top": ("u", 1)})
@@ -188,6 +257,11 @@ class QualityStore:
             return None
 
     def save_token_figures(self, candidate_fp: str, key: str, figures: TokenFigures) -> Path:
+        """Keep a candidate's figures. StoreWriteError when they cannot be written."""
         path = self._fig_path(candidate_fp, key)
-        write_atomically(path, _npz(kld=figures.kld, nll=figures.nll, same_top=figures.same_top))
+        try:
+            self._write(path, _npz(kld=figures.kld, nll=figures.nll, same_top=figures.same_top))
+        except OSError as exc:
+            raise StoreWriteError(f"the figures could not be kept in {self.folder} ({exc.strerror or exc}); "
+                                  "they will be measured again next time") from None
         return path

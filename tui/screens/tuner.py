@@ -607,7 +607,8 @@ class TunerScreen(VramdeckScreen):
             if Path(path).resolve() == reference.resolve() else ""
         result.update(terminal_safe(f"Quality of {Path(path).name} against {reference.name}{alone}:\n"
                                     f"{figures.short()}\nPPL {figures.ppl:.3f} ± {figures.ppl_se:.3f} over "
-                                    f"{figures.tokens:,} tokens; saved profiles of this file keep it"))
+                                    f"{figures.tokens:,} tokens; saved profiles of this file keep it"
+                                    + "".join(f"\nwarning: {w}" for w in meter.log.warnings)))
 
     # ------------------------------------------------------------------ profiles
 
