@@ -9,7 +9,7 @@ import statistics
 import sys
 
 from tui.charts import depth_lines
-from tui.commands.draft_args import add_draft_arguments, draft_changes
+from tui.commands.draft_args import add_draft_arguments, draft_changes, draft_problem
 from tui.engine.client import EngineClient
 from tui.engine.errors import failure_text
 from tui.engine.protocol import Loaded
@@ -164,6 +164,13 @@ def main(args: argparse.Namespace) -> int:
         for k, v in problems.items():
             print(f"vramdeck bench: {k}: {v}", file=sys.stderr)
         return 2
+    if settings.draft_model_path:
+        from tui.commands.fit import MARGIN_ARG, memory_budget
+
+        refused = draft_problem(settings, memory_budget(None, MARGIN_ARG, cpu_only_ok=True))
+        if refused:
+            print(f"vramdeck bench: {refused}", file=sys.stderr)
+            return 1
     report = asyncio.run(run_bench(settings, args.n_prompt, args.n_gen, args.repetitions, depths, forced))
     if "error" in report:
         if args.json:

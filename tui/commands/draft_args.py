@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
-from tui.engine.settings import ALL_LAYERS, KV_TYPES
+from tui.engine.settings import ALL_LAYERS, KV_TYPES, LoadSettings
+from tui.fit.budget import MemoryBudget
+from tui.models.gguf_info import GgufError
+from tui.models.vocab import draft_vocab_problem
+from tui.units import format_bytes
 
 
 def add_draft_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,3 +37,26 @@ def draft_changes(args: argparse.Namespace) -> dict[str, Any]:
             "draft_n_gpu_layers": args.draft_ngl, "draft_n_ctx": args.draft_ctx,
             "draft_type_k": args.draft_kv, "draft_type_v": args.draft_kv,
             "draft_max": args.draft_max, "draft_min": args.draft_min, "draft_p_min": args.draft_p_min}
+
+
+def draft_problem(settings: LoadSettings, budget: MemoryBudget) -> str | None:
+    """Why the draft model of `settings` should not be loaded at all, checked before any load:
+    its file missing or unreadable, a vocabulary that is not the target's (from the headers), or
+    weights larger than this machine's free RAM and VRAM together (a 42 GiB draft reached 15.9 GB
+    of memory before its out-of-memory error)."""
+    path = settings.draft_model_path
+    if not path:
+        return None
+    try:
+        problem = draft_vocab_problem(settings.model_path, path)
+        size = os.path.getsize(path)
+    except (GgufError, OSError) as exc:
+        return f"the draft model: {exc}"
+    if problem:
+        return problem
+    room = (budget.host or 0) + sum(g or 0 for g in budget.gpus)
+    if budget.host is not None and size > room:
+        return (f"the draft model {os.path.basename(path)} is {format_bytes(size)}, more than this machine's "
+                f"free RAM and VRAM together ({format_bytes(room)}): a draft is a small model of the same "
+                "family (Llama-3.2-1B for Llama-3.1-70B)")
+    return None

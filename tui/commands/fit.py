@@ -18,6 +18,7 @@ from tui.fit.overhead import OverheadStore
 from tui.fit.search import fit_context, fit_layers
 from tui.models.gguf_info import GgufError
 from tui.models.model_info import load_model_info
+from tui.models.vocab import draft_vocab_problem
 from tui.monitor.nvml import NvmlSource
 from tui.units import format_bytes, format_params, parse_size
 
@@ -98,8 +99,12 @@ def main(args: argparse.Namespace) -> int:
     if settings.draft_model_path:
         try:
             draft_info = load_model_info(settings.draft_model_path)
+            vocab = draft_vocab_problem(settings.model_path, settings.draft_model_path)
         except GgufError as exc:
             print(f"vramdeck fit: the draft model: {exc}", file=sys.stderr)
+            return 1
+        if vocab:  # bench refuses it after loading; say so before planning around it
+            print(f"vramdeck fit: {vocab}", file=sys.stderr)
             return 1
     # llama.cpp's dry runs start now, in their own process; NVML and the host are read meanwhile.
     pending = start_calibration(info, settings, use_dry_run=not args.formula)
