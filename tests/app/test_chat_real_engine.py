@@ -209,3 +209,27 @@ async def test_copy_a_message_and_save_its_code_block(tmp_path, demo_model):
         await pilot.press("enter")
         await until(pilot, target.exists)
     assert target.read_text() == "print('hello')\n"
+
+
+async def test_esc_returns_control_from_a_chat_template_that_never_ends(tmp_path, monkeypatch):
+    """Issue 25: a GGUF whose template runs three nested range(99999) loops sat at 100% CPU,
+    Esc did nothing, and new messages were refused. Esc now ends the reply before its first
+    token, and the next message is taken."""
+    from tests.engine.test_hostile_template import ENDLESS
+    from tui.models.synthetic import write_random_llama
+
+    monkeypatch.setenv("VRAMDECK_TEMPLATE_LIMIT_S", "600")  # only Esc ends it here
+    model = write_random_llama(tmp_path / "endless-template.gguf", chat_template=ENDLESS)
+    app = chat_app(model, ConversationStore(tmp_path / "chats"), max_tokens=4)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine_status.phase is Phase.READY)
+        screen = await send(pilot, "hello")
+        await until(pilot, lambda: screen.replying)
+        await pilot.pause(1.0)
+        assert screen.replying, "the template is still rendering"
+        await pilot.press("escape")
+        await until(pilot, lambda: not screen.replying, timeout=30)
+        await send(pilot, "again")
+        await until(pilot, lambda: len(screen.query(UserMessage)) == 2)
+        await pilot.press("escape")
+        await until(pilot, lambda: not screen.replying, timeout=30)
