@@ -115,7 +115,8 @@ async def test_tuner_keys_change_settings_and_apply_reloads(demo_model):
         await pilot.press("down", "right")  # KV K f16 -> q8_0
         await pilot.press("a")
         await until(pilot, lambda: app.engine_status.phase is Phase.READY
-                    and app.engine_status.facts.n_ctx == 1024)
+                    and app.engine_status.facts.n_ctx == 1024
+                    and app.loads.last_working is not None and app.loads.last_working.n_ctx == 1024)
         assert app.engine.pid != first_pid
         assert app.engine_status.facts.kv_type_k == "q8_0"
         assert app.loads.last_working.n_ctx == 1024

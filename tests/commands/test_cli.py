@@ -98,7 +98,7 @@ def test_bench_json_on_the_demo_model(demo_model):
 
 def test_bench_of_a_missing_file_fails_cleanly(tmp_path):
     out = vramdeck("bench", str(tmp_path / "nope.gguf"))
-    assert out.returncode == 1 and "could not be found" in out.stderr
+    assert out.returncode == 1 and "No file at" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_monitor_once_json_and_text_without_a_gpu():

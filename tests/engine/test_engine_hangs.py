@@ -88,7 +88,7 @@ async def test_a_stopped_engine_ends_the_chat_with_a_stall(monkeypatch, demo_mod
         elapsed = asyncio.get_running_loop().time() - started
         assert isinstance(events[-1], ChatFailed) and events[-1].reason == "stalled"
         assert "stopped" in events[-1].message
-        assert elapsed < 12
+        assert elapsed < 60, "a hang: detection takes three heartbeats (about 3 s)"
         assert heard and heard[0].stopped
         with pytest.raises(EngineError, match="stopped"):
             await asyncio.wait_for(client.bench(8, 8, 1), 30)

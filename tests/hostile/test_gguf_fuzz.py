@@ -22,7 +22,9 @@ from tui.models.gguf_info import GgufError, parse_header_bytes, read_header
 from tui.models.model_info import model_info
 
 CASES = int(os.environ.get("VRAMDECK_FUZZ_CASES", "400"))
-SECONDS_PER_CASE = 1.0
+HANG_S = 10.0
+"""Only a hang fails here: a case parses in about 1 ms (20 ms for the demo's 49k tokens), and
+the quadratic and unbounded readers this suite caught took 30-150 s. Speed is benchmarked, not asserted."""
 BYTES_PER_CASE = 200 * 1024**2
 SPECIALS = (0, 1, 2, 7, 8, 9, 12, 13, 63, 64, 65, 255, 2**16, 2**31 - 1, 2**31, 2**32 - 1, 2**32,
             2**32 + 1, 2**40, 2**62, 2**63 - 1, 2**63, 2**64 - 1)
@@ -120,12 +122,11 @@ def _read(data: bytes, file_size: int) -> None:
 
 
 def parse_within_bounds(data: bytes, file_size: int, label: str, memory: bool = True) -> None:
-    """Time is taken on a plain run, memory on a second one under tracemalloc (which slows
-    allocation tenfold, so it would blur the time)."""
+    """A hang is caught on a plain run, memory measured on a second one under tracemalloc."""
     started = time.perf_counter()
     _read(data, file_size)
     elapsed = time.perf_counter() - started
-    assert elapsed < SECONDS_PER_CASE, f"{label}: {elapsed:.2f} s"
+    assert elapsed < HANG_S, f"{label}: {elapsed:.2f} s, a hang"
     if not memory:
         return
     tracemalloc.start()
@@ -168,7 +169,11 @@ def test_arrays_nested_500_deep_are_refused_not_recursed():
 def test_huge_array_counts_cost_nothing(count):
     """2^32 strings announced in a 4 KB header: refused at once, nothing allocated."""
     data = _header([_key("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, count)]) + b"\0" * 4096
-    started = time.perf_counter()
-    with pytest.raises(GgufError, match="count"):
-        parse_header_bytes(data)
-    assert time.perf_counter() - started < SECONDS_PER_CASE
+    tracemalloc.start()
+    try:
+        with pytest.raises(GgufError, match="count"):
+            parse_header_bytes(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, "refused from the count, nothing walked or allocated"

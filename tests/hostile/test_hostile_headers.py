@@ -8,7 +8,7 @@ import os
 import struct
 import subprocess
 import sys
-import time
+import tracemalloc
 
 import pytest
 
@@ -40,21 +40,17 @@ def _inspect(path, *extra):
 ], ids=lambda v: str(v)[:20])
 def test_a_damaged_field_is_a_typed_error_naming_it(write_gguf, key, kind, value):
     path = write_gguf("bad.gguf", gguf_bytes(llama_metadata(**{key: (kind, value)})))
-    started = time.perf_counter()
     with pytest.raises(GgufError) as err:
         load_model_info(path)
     assert err.value.kind == "corrupt"
     assert key.split(".")[-1] in str(err.value) or "general.alignment" in str(err.value)
     assert len(str(err.value)) < 300
-    assert time.perf_counter() - started < 1.0
 
 
 def test_inspect_on_a_huge_block_count_is_quick_and_quiet(write_gguf):
     """Was: 37 s, 2.8 GB RSS and 210 MB printed for a 4 KB file."""
     path = write_gguf("huge.gguf", gguf_bytes(llama_metadata(**{"llama.block_count": ("u32", 30_000_000)})))
-    started = time.perf_counter()
-    out = _inspect(path, "--json")
-    assert time.perf_counter() - started < 30
+    out = _inspect(path, "--json")  # its subprocess timeout catches a hang (the old 37 s)
     assert out.returncode == 1 and "block_count" in out.stderr
     assert "Traceback" not in out.stderr and len(out.stdout) + len(out.stderr) < 1000
 
@@ -78,10 +74,14 @@ def test_strings_counted_past_the_file_cost_nothing(tmp_path):
         f.write(gguf_bytes(llama_metadata(**{"tokenizer.ggml.tokens": (
             "raw", struct.pack("<IIQ", 9, 8, 2**32))})))
         f.truncate(1 << 30)
-    started = time.perf_counter()
-    with pytest.raises(GgufError, match="count"):
-        read_header(path)
-    assert time.perf_counter() - started < 1.0
+    tracemalloc.start()
+    try:
+        with pytest.raises(GgufError, match="count"):
+            read_header(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, "counted, never walked or held (was 53 s and 1 GB)"
 
 
 def test_escape_sequences_in_names_never_reach_the_terminal(write_gguf):

@@ -134,9 +134,7 @@ def test_bad_values_name_file_key_and_line(tmp_path, text, key):
 def test_unknown_keys_are_handled_in_linear_time():
     """16,000 unknown keys took 151 s (each key's line searched from the top)."""
     text = GOOD + "[load]\n" + "".join(f"unknown_{i} = {i}\n" for i in range(16_000))
-    started = time.perf_counter()
-    profile = parse_profile(text, "/p/x.toml", "x")
-    assert time.perf_counter() - started < 10  # a bound, not a benchmark: it was 151 s
+    profile = parse_profile(text, "/p/x.toml", "x")  # pytest's timeout catches the old 151 s
     assert len(profile.unknown) == 16_000
     assert profile.warnings[-1].startswith("/p/x.toml:16004:")
 
@@ -240,10 +238,8 @@ def test_replay_is_linear_in_pieces():
     """A 20 MB reply in 10-byte pieces took 78 s."""
     lines = ['{"t": "user", "text": "go"}', '{"t": "reply"}']
     lines += [json.dumps({"t": "text", "text": "0123456789"})] * 2_000_000
-    started = time.perf_counter()
-    conv = replay(lines)
+    conv = replay(lines)  # pytest's timeout catches the old 78 s quadratic join
     assert len(conv.turns[-1].content) == 20_000_000
-    assert time.perf_counter() - started < 20  # a bound, not a benchmark
     summary = replay(lines, summary=True)
     assert len(summary.turns) == 2
 

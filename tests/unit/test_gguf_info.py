@@ -1,6 +1,5 @@
 """Header reading against files whose byte counts we know."""
 
-import time
 
 import pytest
 
@@ -25,13 +24,10 @@ def test_tiny_model_header_matches_what_was_written(tiny_llama):
 
 
 def test_sparse_70b_header_reads_fast_and_counts_the_full_model(sparse_70b):
-    started = time.perf_counter()
     h = check_model_file(sparse_70b)
-    elapsed = time.perf_counter() - started
     assert h.metadata["llama.block_count"] == LLAMA31_70B.n_layer
     assert 39.0 < h.tensor_bytes / 1024**3 < 40.5, "a 70B Q4_K_M is about 39.6 GiB"
     assert sparse_70b.stat().st_blocks * 512 < 20 * 1024**2, "the data is a hole"
-    assert elapsed < 0.5  # loose: CI machines vary; the benchmark tracks the real figure
     assert file_type_name(h.metadata["general.file_type"]) == "Q4_K_M"
 
 

@@ -16,6 +16,7 @@ from tui.engine.protocol import Loaded
 from tui.engine.settings import MAX_CTX, LoadSettings
 from tui.engine.status import cpu_only_warning
 from tui.fit.overhead import remember_from_load
+from tui.models.gguf_info import GgufError, check_model_file
 from tui.monitor.contention import ContentionMeter
 from tui.monitor.nvml import NvmlSource
 from tui.tune.run import draft_prompt
@@ -129,6 +130,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    try:
+        check_model_file(args.model)  # before an engine starts for it
+    except GgufError as exc:
+        print(f"vramdeck bench: {exc}", file=sys.stderr)
+        return 1
     try:
         depths = tuple(int(x) for x in args.depths.split(",")) if args.depths else ()
     except ValueError:
