@@ -117,6 +117,13 @@ class ScriptedEngine:
         assert self.loaded is not None, "the scripted engine benchmarks a loaded model"
         share = self.loaded.facts.layers_offloaded / max(1, self.loaded.facts.layers_total)
         tg = round(4.0 + 90.0 * share ** 3, 1)
+        if depths:  # slower with more context filled, a little spread between runs
+            deepest = max(max(depths), 1)
+            runs = tuple(tuple(round(tg * (1 - 0.4 * d / deepest) * (1 + 0.01 * (r - 1)), 2)
+                               for r in range(repetitions)) for d in depths)
+            return BenchResult(request_id=1, n_prompt=0, n_gen=n_gen,
+                               depth_tg=tuple((d, round(sum(r) / len(r), 2)) for d, r in zip(depths, runs, strict=True)),
+                               depth_runs=runs)
         return BenchResult(request_id=1, n_prompt=n_prompt, n_gen=n_gen,
                            pp_tokens_per_s=(round(300 + 1500 * share, 1),) * repetitions,
                            tg_tokens_per_s=(tg,) * repetitions)

@@ -11,6 +11,7 @@ from tests.fakes import ScriptedEngine
 from tui.app import VramdeckApp
 from tui.engine.settings import LoadSettings
 from tui.monitor.fake import FakeNvml, FakeSampler
+from tui.screens.result import ResultScreen
 
 pytestmark = pytest.mark.slow
 
@@ -26,10 +27,12 @@ async def test_q_measures_the_chosen_file_against_its_reference_and_profiles_kee
         await until(pilot, lambda: tuner.info is not None)
         await pilot.press("Q")
         result = tuner.query_one("#result", Static)
-        await until(pilot, lambda: "Quality of" in str(result.render()) or "not measured" in str(result.render()),
+        await until(pilot, lambda: isinstance(app.screen, ResultScreen) or "not measured" in str(result.render()),
                     timeout=180)
-        text = str(result.render())
+        assert "against SmolLM2-135M-F16.gguf" in str(result.render())
+        text = str(app.screen.query_one("#result-text", Static).render())
         assert "against SmolLM2-135M-F16.gguf" in text and "KLD " in text and "same top" in text, text
+        assert "\\x0a" not in text and len(text.splitlines()) >= 5, "lines break, never shown as \\x0a"
         figures, reference = app.loads.quality[path]
         assert reference == "SmolLM2-135M-F16.gguf" and figures.kld_mean > 0.3
         results = app.profiles.profile_from("q2", tuner.draft).results

@@ -144,6 +144,19 @@ def test_tuner_settings_80x24(snap_compare):
     assert snap_compare(app_with(), terminal_size=(80, 24), run_before=run_before)
 
 
+def test_tuner_depth_results_in_their_own_box_at_80x24(snap_compare):
+    """D at 80x24: the five depths and their spread in a box over the Tuner (the message area
+    below the settings holds two lines, and showed one depth of five); Esc closes it."""
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("f4")
+        await settle(pilot)
+        await pilot.press("D")
+        await settle(pilot)
+
+    assert snap_compare(app_with(), terminal_size=(80, 24), run_before=run_before)
+
+
 def test_cpu_only_build_warning(snap_compare):
     """A GPU is present but llama.cpp is a CPU build: the warning with the reinstall command."""
     engine = ScriptedEngine(facts=FACTS.__class__(**{**FACTS.__dict__, "layers_offloaded": 0,

@@ -37,6 +37,7 @@ from tui.screens.ask import AskTextScreen
 from tui.screens.open_model import OpenModelScreen
 from tui.screens.plan import PlanScreen
 from tui.screens.profiles import ProfilesScreen
+from tui.screens.result import ResultScreen
 from tui.screens.status_binding import follow_app_status
 from tui.screens.tried import TriedScreen
 from tui.screens.tune import TuneScreen
@@ -550,9 +551,11 @@ class TunerScreen(VramdeckScreen):
         spread = Spread.of(bench.pp_tokens_per_s, bench.tg_tokens_per_s)
         self.app.loads.record_bench(self.app.current_settings, pp, tg, spread)
         self.show_plan()  # the speed model learnt from it
-        result.update(f"pp{bench.n_prompt}: {pp:.1f} ± {spread.pp_stdev:.1f} tok/s   tg{bench.n_gen}: {tg:.1f} ± "
-                      f"{spread.tg_stdev:.1f} tok/s   (mean ± sd of {spread.runs} runs; t lists every "
-                      f"configuration tried)" + (f"\n⚠ {busy}" if busy else ""))
+        summary = (f"pp{bench.n_prompt}: {pp:.1f} ± {spread.pp_stdev:.1f} tok/s   tg{bench.n_gen}: {tg:.1f} ± "
+                   f"{spread.tg_stdev:.1f} tok/s")
+        self._show_measurement("Benchmark", summary + (" ⚠ busy: see the box" if busy else ""),
+                               f"{summary}\n(mean ± sd of {spread.runs} runs; t lists every "
+                               "configuration tried)" + (f"\n\n⚠ {busy}" if busy else ""))
 
     @work(exclusive=True, group="bench", exit_on_error=False)
     async def action_depth_bench(self) -> None:
@@ -573,8 +576,13 @@ class TunerScreen(VramdeckScreen):
             result.update(f"Benchmark failed: {exc}")
             return
         busy = meter.stop().warning
-        result.update("tg against context depth:\n" + "\n".join(depth_lines(bench.depth_figures(), 16))
-                      + (f"\n⚠ {busy}" if busy else ""))
+        figures = bench.depth_figures()
+        last = figures[-1] if figures else None
+        summary = "tg against context depth" + (
+            f": {figures[0][1]:.1f} tok/s at 0, {last[1]:.1f} at {last[0]:,}" if figures and last else "")
+        self._show_measurement("Speed against context depth", summary + (" ⚠ busy" if busy else ""),
+                               "tg32 against context depth:\n" + "\n".join(depth_lines(figures, 16))
+                               + (f"\n\n⚠ {busy}" if busy else ""))
 
     @work(exclusive=True, group="quality", exit_on_error=False)
     async def action_quality(self) -> None:
@@ -605,10 +613,23 @@ class TunerScreen(VramdeckScreen):
         self.app.loads.record_quality(path, figures, reference.name)
         alone = " (it is the reference itself: name a lower quant, or put a higher one beside it)" \
             if Path(path).resolve() == reference.resolve() else ""
-        result.update(terminal_safe(f"Quality of {Path(path).name} against {reference.name}{alone}:\n"
-                                    f"{figures.short()}\nPPL {figures.ppl:.3f} ± {figures.ppl_se:.3f} over "
-                                    f"{figures.tokens:,} tokens; saved profiles of this file keep it"
-                                    + "".join(f"\nwarning: {w}" for w in meter.log.warnings)))
+        self._show_measurement(
+            f"Quality of {Path(path).name}",
+            f"Quality: KLD {figures.kld_text()} against {reference.name}",
+            f"{Path(path).name} against {reference.name}{alone}, on the shipped text:\n\n"
+            + figures.short().replace(" · ", "\n") + f"\nPPL {figures.ppl:.3f} ± {figures.ppl_se:.3f} over "
+            f"{figures.tokens:,} tokens\n\nSaved profiles of this file keep these figures."
+            + "".join(f"\n⚠ {w}" for w in meter.log.warnings))
+
+    def _show_measurement(self, title: str, summary: str, full: str) -> None:
+        """A finished measurement in the message area when it fits its two lines (at 80x24);
+        otherwise its one-line summary there and everything in a box of its own."""
+        result = self.query_one("#result", Static)
+        if full.count("\n") < 2:
+            result.update(terminal_safe(full, multiline=True))
+            return
+        result.update(terminal_safe(summary))
+        self.app.push_screen(ResultScreen(title, full))
 
     # ------------------------------------------------------------------ profiles
 
