@@ -122,7 +122,8 @@ class ScriptedEngine:
             runs = tuple(tuple(round(tg * (1 - 0.4 * d / deepest) * (1 + 0.01 * (r - 1)), 2)
                                for r in range(repetitions)) for d in depths)
             return BenchResult(request_id=1, n_prompt=0, n_gen=n_gen,
-                               depth_tg=tuple((d, round(sum(r) / len(r), 2)) for d, r in zip(depths, runs, strict=True)),
+                               depth_tg=tuple((d, round(sum(r) / len(r), 2))
+                                              for d, r in zip(depths, runs, strict=True)),
                                depth_runs=runs)
         return BenchResult(request_id=1, n_prompt=n_prompt, n_gen=n_gen,
                            pp_tokens_per_s=(round(300 + 1500 * share, 1),) * repetitions,

@@ -86,7 +86,7 @@ class BoundedChatTemplate:
         previous = sys.gettrace()
         sys.settrace(on_call)
         try:
-            return self.formatter(messages=[dict(m) for m in messages]).prompt
+            return self.formatter(messages=[dict(m) for m in messages]).prompt  # type: ignore[arg-type]
         except (TemplateError, TemplateStopped):
             raise
         except SecurityError as exc:
