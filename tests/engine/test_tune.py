@@ -215,3 +215,31 @@ def test_the_cpu_tune_tries_mlock_where_the_limit_allows(demo_model, monkeypatch
     assert any(c.settings.use_mlock for c in space.cpu_extra(best, None))
     monkeypatch.setattr(space.resource, "getrlimit", lambda _r: (8 << 20, 8 << 20))
     assert not any(c.settings.use_mlock for c in space.cpu_extra(best, None)), "8 MiB cannot lock 100 MB"
+
+
+def test_a_busy_measurement_ranks_after_every_quiet_one_and_one_run_shows_n_1():
+    """Issue 30: the auto-tune showed '29.0 ±0.0 (1) busy' and declared it best, while the same
+    settings measured 2.6 to 29.0 tok/s."""
+    from tui.monitor.contention import OTHER_CORES_WARN
+    from tui.profiles.tried import speed_text
+    from tui.tune.run import TuneReport
+
+    quiet, busy = _m("/m/a.gguf", 9.0), _m("/m/b.gguf", 29.0)
+    busy.other_cores = OTHER_CORES_WARN + 0.5
+    report = TuneReport(measured=[busy, quiet])
+    assert report.ranked() == [quiet, busy]
+    assert speed_text(29.0, 0.0, 1) == "29.0 n=1" and "±" not in speed_text(29.0, 0.0, 1)
+    assert speed_text(29.0, 1.25, 3) == "29.0 ±1.2 (3)"
+
+
+def test_the_tried_table_keeps_the_busy_mark():
+    from tui.engine.load_service import LoadService
+    from tui.profiles.tried import Spread, TriedConfig
+    from tui.screens.tried import _speeds
+
+    s = LoadSettings(model_path="/m/a.gguf")
+    loads = LoadService.__new__(LoadService)
+    loads.tried = [TriedConfig(s, 32, (), (), 1.0)]
+    loads.record_bench(s, 100.0, 29.0, Spread(0.0, 0.0, 1), contended=True)
+    pp, tg = _speeds(loads.tried[-1])
+    assert tg == "29.0 n=1 busy" and pp == "100.0 n=1"

@@ -99,13 +99,14 @@ class LoadService:
         return row.predicted_vram if row else ()
 
     def record_bench(self, settings: LoadSettings | None, pp: float, tg: float,
-                     spread: Spread | None = None) -> None:
+                     spread: Spread | None = None, contended: bool = False) -> None:
         """Benchmark figures of `settings` (means, and how sure they are): fill their last row,
         or add a row after it."""
         for i in range(len(self.tried) - 1, -1, -1):
             row = self.tried[i]
             if row.settings == settings:
-                measured = replace(row, pp_tokens_per_s=pp, tg_tokens_per_s=tg, spread=spread or Spread())
+                measured = replace(row, pp_tokens_per_s=pp, tg_tokens_per_s=tg, spread=spread or Spread(),
+                                   contended=contended)
                 if row.tg_tokens_per_s is None:
                     self.tried[i] = measured
                 else:

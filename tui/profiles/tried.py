@@ -26,6 +26,12 @@ class Spread:
 
 
 
+def speed_text(mean: float, stdev: float, runs: int) -> str:
+    """A speed and how sure it is: `29.0 ±1.2 (3)`; one run has no spread, so `29.0 n=1`
+    (never `±0.0`, which would claim a certainty one run cannot give)."""
+    return f"{mean:,.1f} ±{stdev:.1f} ({runs})" if runs > 1 else f"{mean:,.1f} n=1"
+
+
 @dataclass(frozen=True)
 class TriedConfig:
     settings: LoadSettings
@@ -40,6 +46,8 @@ class TriedConfig:
     gpu_names: tuple[str, ...] = ()
     spread: Spread | None = None
     """How sure the pp/tg figures are (None: not benchmarked)."""
+    contended: bool = False
+    """Measured while other processes kept the CPU busy: the figures are low."""
 
     @property
     def model_name(self) -> str:

@@ -9,7 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label
 
 from tui.engine.settings import compact
-from tui.profiles.tried import SORTS, Spread, TriedConfig, sort_rows
+from tui.profiles.tried import SORTS, Spread, TriedConfig, sort_rows, speed_text
 from tui.units import format_bytes
 
 
@@ -17,13 +17,15 @@ def _vram(values: tuple[int, ...]) -> str:
     return " + ".join(format_bytes(v) for v in values) if values else "-"
 
 
-def _speeds(r: TriedConfig) -> tuple[str, str, str]:
-    """pp and tg as mean ±sd (`123.4 ±2.1`), and how many runs they are."""
+def _speeds(r: TriedConfig) -> tuple[str, str]:
+    """pp and tg as mean ±sd and runs (`123.4 ±2.1 (3)`, or `123.4 n=1`), tg marked busy when
+    other processes kept the CPU busy while it ran."""
     spread = r.spread or Spread()
     if r.tg_tokens_per_s is None:
-        return "-", "-", "-"
-    return (f"{r.pp_tokens_per_s or 0:,.1f} ±{spread.pp_stdev:.1f}", f"{r.tg_tokens_per_s:,.1f} ±{spread.tg_stdev:.1f}",
-            str(spread.runs))
+        return "-", "-"
+    busy = " busy" if r.contended else ""
+    return (speed_text(r.pp_tokens_per_s or 0, spread.pp_stdev, spread.runs),
+            speed_text(r.tg_tokens_per_s, spread.tg_stdev, spread.runs) + busy)
 
 
 class TriedScreen(ModalScreen[tuple[str, TriedConfig] | None]):
@@ -50,8 +52,9 @@ class TriedScreen(ModalScreen[tuple[str, TriedConfig] | None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("#", "model", "ngl ctx KV fa ub", "predicted", "measured", "pp tok/s",
-                          "tg tok/s", "runs", "load s")
+        # what a row is judged by first: a narrow terminal cuts the last columns (← → scroll to them)
+        table.add_columns("#", "model", "ngl ctx KV fa ub", "tg tok/s", "pp tok/s", "measured", "predicted",
+                          "load s")
         self.refill()
         table.focus()
 
@@ -60,12 +63,13 @@ class TriedScreen(ModalScreen[tuple[str, TriedConfig] | None]):
         table.clear()
         self.shown = sort_rows(self.rows, self.sort)
         for r in self.shown:
+            pp, tg = _speeds(r)
             table.add_row(str(self.rows.index(r) + 1), r.model_name[:28], compact(r.settings, r.n_layer),
-                          _vram(r.predicted_vram), _vram(r.measured_vram), *_speeds(r), f"{r.load_seconds:.2f}")
+                          tg, pp, _vram(r.measured_vram), _vram(r.predicted_vram), f"{r.load_seconds:.2f}")
         label = dict(SORTS)[self.sort]
         empty = "  No configuration tried yet: apply (a) and benchmark (b) in the Tuner." if not self.rows else ""
         self.query_one("#tried-title", Label).update(
-            f"Configurations tried this session, by {label} (s sorts); speeds: mean ±sd of the runs{empty}")
+            f"Tried this session, by {label} (s sorts; ← → more columns); tok/s: mean ±sd (runs){empty}")
 
     def action_sort(self) -> None:
         keys = [k for k, _ in SORTS]

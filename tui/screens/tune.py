@@ -18,6 +18,7 @@ from tui.models.gguf_info import GgufError
 from tui.models.model_info import ModelInfo
 from tui.profiles.portable import measured_results
 from tui.profiles.schema import Profile
+from tui.profiles.tried import speed_text
 from tui.safe_text import terminal_safe
 from tui.screens.typed import VramdeckModal
 from tui.tune.run import Measurement, TuneReport, run_tune
@@ -132,9 +133,10 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
             s = m.candidate.settings
             if self.draft_path:
                 kept = f"{m.acceptance:.0%}" if s.speculative and m.acceptance is not None else "-"
-                first: tuple[str, ...] = (f"{m.text_speed:.1f} ±{m.text_stdev:.1f} ({len(m.text_runs)})", kept)
+                first: tuple[str, ...] = (speed_text(m.text_speed, m.text_stdev, len(m.text_runs))
+                                          + (" busy" if m.contended else ""), kept)
             else:
-                first = (f"{m.tg_tokens_per_s:.1f} ±{m.tg_stdev:.1f} ({len(m.tg_runs)})"
+                first = (speed_text(m.tg_tokens_per_s, m.tg_stdev, len(m.tg_runs))
                          + (" busy" if m.contended else ""),)
             table.add_row(*first, f"{m.pp_tokens_per_s:.1f}",
                           compact(s, self.info.n_layer), str(s.n_threads or "auto"),
