@@ -128,7 +128,10 @@ def test_the_leaders_are_measured_again_and_the_same_set_up_twice_is_a_tie(spars
     other = Candidate(s.with_changes(n_gpu_layers=20), info, estimate(info, s.with_changes(n_gpu_layers=20), est,
                                                                        (24 * GiB,), (0,)))
     engine = ScriptedEngine(facts=FACTS.__class__(**{**FACTS.__dict__, "layers_total": 81}))
-    report = asyncio.run(run_tune([c, c, other], 60, asyncio.Event(), client_factory=lambda: engine))
+    from tui.monitor.fake import FixedContention
+
+    report = asyncio.run(run_tune([c, c, other], 60, asyncio.Event(), client_factory=lambda: engine,
+                                  contention=lambda pid: FixedContention(0.0)))
     ranked = report.ranked()
     assert [len(m.tg_runs) for m in ranked] == [3, 3, 3], "every leader measured twice more"
     assert ranked[0].candidate.settings == ranked[1].candidate.settings
@@ -175,7 +178,11 @@ def test_a_set_up_that_overtakes_the_measured_leaders_is_measured_as_often(spars
         candidates.append(Candidate(s, info, estimate(info, s, cal, (24 * GiB,), (0,))))
     engine = _LuckyFirstRuns(speeds)
     engine.engine.facts = FACTS.__class__(**{**FACTS.__dict__, "layers_total": 81})
-    report = asyncio.run(run_tune(candidates, 60, asyncio.Event(), client_factory=lambda: engine))
+    from tui.monitor.fake import FixedContention
+
+    # a quiet machine by decree: this machine's real load must not reorder the ranking
+    report = asyncio.run(run_tune(candidates, 60, asyncio.Event(), client_factory=lambda: engine,
+                                  contention=lambda pid: FixedContention(0.0)))
     top = report.ranked()[:3]
     assert [m.candidate.settings.n_gpu_layers for m in top] == [39, 38, 37]
     assert [len(m.tg_runs) for m in top] == [3, 3, 3]
