@@ -46,7 +46,8 @@ class ScriptedEngine:
     def __init__(self, facts: ModelFacts = FACTS, reply: str = REPLY, gpu_offload: bool = True,
                  pid: int = 4242, fail: LoadFailed | None = None, fail_if=None,
                  hold_after: int | None = None):
-        """`fail` fails every load; `fail_if(settings)` fails the loads it returns True for."""
+        """`fail` fails every load; `fail_if(settings)` fails the loads it returns True for (with
+        the LoadFailed it returns, or a GPU out-of-memory for True)."""
         self.facts, self.reply, self.gpu_offload, self._pid, self.fail = facts, reply, gpu_offload, pid, fail
         self.fail_if = fail_if
         self.hold_after = hold_after
@@ -80,8 +81,9 @@ class ScriptedEngine:
         self._notify(LoadProgress(fraction=0.5))
         self.loads.append(settings)
         fail = self.fail
-        if fail is None and self.fail_if is not None and self.fail_if(settings):
-            fail = OOM
+        if fail is None and self.fail_if is not None:
+            verdict = self.fail_if(settings)
+            fail = verdict if isinstance(verdict, LoadFailed) else (OOM if verdict else None)
         if fail is not None:
             self.loaded = None
             self._notify(fail)

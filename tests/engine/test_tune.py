@@ -250,3 +250,42 @@ def test_the_tried_table_keeps_the_busy_mark():
     loads.record_bench(s, 100.0, 29.0, Spread(0.0, 0.0, 1), contended=True)
     pp, tg = _speeds(loads.tried[-1])
     assert tg == "29.0 n=1 busy" and pp == "100.0 n=1"
+
+
+def test_after_a_load_runs_out_of_host_memory_heavier_set_ups_of_that_file_are_skipped(sparse_70b):
+    """Issue 30: 8 loads of a 70B on a CPU-only build, each 'Out of host memory', 4 min 44 s, then
+    'Nothing could be measured'. After the first, set-ups with as many layers on the CPU are not
+    loaded, and the report says why; one with fewer layers on the CPU is still tried."""
+    from tests.fakes import FACTS, ScriptedEngine
+    from tui.engine.protocol import FailureKind, LoadFailed
+    from tui.fit.estimate import estimate
+    from tui.monitor.fake import FixedContention
+    from tui.tune.run import run_tune
+
+    info = load_model_info(sparse_70b)
+    cal = formula_calibration(info, LoadSettings(model_path=str(sparse_70b)))
+    candidates = []
+    for layers in (40, 38, 36, 60):
+        s = LoadSettings(model_path=str(sparse_70b), n_ctx=4096, n_gpu_layers=layers)
+        candidates.append(Candidate(s, info, estimate(info, s, cal, (48 * GiB,), (0,))))
+    engine = ScriptedEngine(facts=FACTS.__class__(**{**FACTS.__dict__, "layers_total": 81}),
+                            fail_if=lambda s: s.n_gpu_layers < 60 and LoadFailed(
+                                kind=FailureKind.OOM_HOST.value, detail="Out of host memory"))
+    report = asyncio.run(run_tune(candidates, 60, asyncio.Event(), client_factory=lambda: engine,
+                                  contention=lambda pid: FixedContention(0.0)))
+    tried = [m.candidate.settings.n_gpu_layers for m in report.measured]
+    assert tried[:2] == [40, 60], tried
+    assert report.skipped and "ran out of host memory" in report.skipped[0] and "2 set-up" in report.skipped[0]
+
+
+@pytest.mark.slow
+def test_tune_on_a_cpu_build_stops_before_loading_a_model_larger_than_ram(sparse_70b):
+    import psutil
+
+    if psutil.virtual_memory().available > load_model_info(sparse_70b).tensor_bytes:
+        pytest.skip("this machine has more free RAM than a 70B Q4_K_M (CI's has 24 GiB)")
+    out = subprocess.run([sys.executable, "-m", "tui", "tune", str(sparse_70b), "--vram", "24GiB",
+                          "--time-budget", "30s", "--no-quality"],  # the dry run tells a CPU build
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1 and "cannot load; not tried" in out.stderr, out.stderr + out.stdout
+    assert "loading" not in out.stdout

@@ -147,6 +147,16 @@ def main(args: argparse.Namespace) -> int:
             print("vramdeck tune: this llama.cpp build has no GPU offload, so it plans for a GPU it "
                   "cannot measure: every layer will run on the CPU whatever the plan says "
                   "(tune without --vram tunes what matters on the CPU)", file=sys.stderr)
+            too_big = {i.path for i in infos if host is not None and i.tensor_bytes > host}
+            if too_big:  # every load would run out of host memory: say so before the first
+                for i in infos:
+                    if i.path in too_big:
+                        print(f"vramdeck tune: {Path(i.path).name} is {format_bytes(i.tensor_bytes)} and "
+                              f"this machine has {format_bytes(host or 0)} of RAM free: with every layer on "
+                              "the CPU it cannot load; not tried", file=sys.stderr)
+                candidates = [c for c in candidates if c.settings.model_path not in too_big]
+                if not candidates:
+                    return 1
     if cpu_only:
         say(f"{source}: tuning threads, batch threads, n_ubatch, KV type, flash attention, mmap and mlock; "
             f"context >= {args.min_ctx:,}: {len(candidates)} candidates, then threads around the best; "
@@ -218,6 +228,7 @@ def main(args: argparse.Namespace) -> int:
             "objective": args.objective, "loads": report.loads, "out_of_memory": report.out_of_memory,
             "seconds": round(report.seconds, 1), "stopped": report.stopped,
             "pruned": pruned, "untried": [c.settings.to_dict() for c in report.untried],
+            "skipped": report.skipped,
             "perplexity": report.perplexity,
             "quality_reference": report.quality_reference, "quality_problem": report.quality_problem,
             "quality": {p: q.to_dict() for p, q in report.quality.items()},
@@ -240,6 +251,8 @@ def main(args: argparse.Namespace) -> int:
         return 0 if ranked else 1
     print(f"\n{report.loads} loads in {report.seconds:.0f} s, {report.out_of_memory} out of memory"
           + (f"; ended early ({report.stopped}), not tried: {len(report.untried)}" if report.stopped else ""))
+    for why in report.skipped:
+        print(f"skipped: {why}")
     if not ranked:
         print("Nothing could be measured.")
         return 1

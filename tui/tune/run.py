@@ -17,7 +17,7 @@ from tui.engine.client import EngineClient, EngineError
 from tui.engine.engine_like import EngineLike
 from tui.engine.errors import failure_text
 from tui.engine.load_service import LoadService
-from tui.engine.protocol import Loaded
+from tui.engine.protocol import FailureKind, Loaded
 from tui.engine.settings import compact
 from tui.monitor.contention import OTHER_CORES_WARN, ContentionLike, ContentionMeter
 from tui.profiles.tried import Spread
@@ -113,6 +113,8 @@ class TuneReport:
     """Set-ups whose speed is within noise of the best's (after the leaders were measured
     again): the order among them and the best is a coin toss."""
     seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)
+    """Set-ups not loaded, and why (those that would run out of host memory as one did)."""
 
     def ranked(self, objective: str = "tg") -> list[Measurement]:
         """Fastest first; a measurement taken while other processes kept the CPU busy after every
@@ -212,6 +214,8 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
             m = await _measure(client, c, stop, loads, on_text, text_prompt, contention)
             report.measured.append(m)
             path = c.settings.model_path
+            if not m.ok and m.failure_kind == FailureKind.OOM_HOST.value:
+                queue = _without_host_heavier(queue, c, report)
             if m.ok and quality is not None and path not in report.quality and not stop.is_set():
                 on_progress(f"KL divergence of {Path(path).name} against {quality.reference.name}", m, report)
                 try:
@@ -229,6 +233,23 @@ async def run_tune(candidates: list[Candidate], time_budget_s: float, stop: asyn
             await client.stop()
         report.seconds = time.monotonic() - started
     return report
+
+
+def _without_host_heavier(queue: list[Candidate], failed: Candidate, report: TuneReport) -> list[Candidate]:
+    """After a load ran out of host memory, drop the candidates of the same file that need as much
+    RAM or more (as many layers on the CPU or more): each would fail the same way, a minute a load
+    for a 70B (8 such loads took 4 min 44 s). Say so in the report."""
+    def host_layers(c: Candidate) -> int:
+        n = c.info.n_layer
+        return n - min(n, c.settings.n_gpu_layers if c.settings.n_gpu_layers >= 0 else n)
+
+    same = [c for c in queue if c.settings.model_path == failed.settings.model_path
+            and host_layers(c) >= host_layers(failed)]
+    if same:
+        name = Path(failed.settings.model_path).name
+        report.skipped.append(f"{name}: {len(same)} set-up(s) with as many layers on the CPU skipped: "
+                              "the first ran out of host memory (free RAM, or plan for a GPU with more layers)")
+    return [c for c in queue if c not in same]
 
 
 LEADERS, REPEATS = 3, 2
