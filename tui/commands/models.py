@@ -8,6 +8,7 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
+from tui.models.demo import find_demo_model
 from tui.models.discovery import HeaderCache, default_locations, scan
 from tui.units import format_bytes
 
@@ -20,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cache = HeaderCache(Path(user_cache_dir("vramdeck")) / "gguf_headers.json")
-    result = scan(default_locations(args.models_dir), cache)
+    demo = find_demo_model()  # what the app runs with no model given: listed like any other
+    result = scan(default_locations(args.models_dir), cache, known=[(demo, "demo")] if demo else ())
     if args.json:
         print(json.dumps({
             "models": [{"name": m.name, "path": m.path, "source": m.source, "parts": list(m.parts),
@@ -34,10 +36,11 @@ def main(args: argparse.Namespace) -> int:
     for m in result.models:
         i = m.info
         if m.ok and i is not None:
-            print(f"{m.name:<48} {i.quant:<8} {format_bytes(m.size_bytes):>10}  {i.n_layer:>3} layers  "
+            print(f"{m.name[:40]:<40} {i.quant:<7} {format_bytes(m.size_bytes):>9} {i.n_layer:>4} layers  "
                   f"{m.source}")
         else:
-            print(f"{m.name:<48} {'-':<8} {format_bytes(m.size_bytes):>10}  unusable: {m.error}")
+            print(f"{m.name[:40]:<40} {'-':<7} {format_bytes(m.size_bytes):>9}  unusable: {m.error}")
+        print(f"    {m.path}")  # whole: what inspect, fit and --model take
     for s in result.skipped:
         print(f"skipped {s}")
     return 0

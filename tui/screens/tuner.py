@@ -42,7 +42,7 @@ from tui.screens.status_binding import follow_app_status
 from tui.screens.tried import TriedScreen
 from tui.screens.tune import TuneScreen
 from tui.screens.typed import VramdeckScreen
-from tui.units import format_bytes, format_params
+from tui.units import format_bytes, format_params, shorten_path
 from tui.widgets.layer_map import LayerMap
 from tui.widgets.memory_bars import MemoryBars
 from tui.widgets.model_list import ModelEntry, ModelList
@@ -173,7 +173,7 @@ class TunerScreen(VramdeckScreen):
         if path_changed:
             self.info = None
             self.plan = None
-            self.query_one("#model-path", Static).update(terminal_safe(settings.model_path))
+            self._path_line("", settings.model_path)
             self.read_model(settings.model_path)
         elif self.planner.calibrated(settings):
             self.show_plan()  # only layers changed: arithmetic, no new dry run
@@ -239,11 +239,16 @@ class TunerScreen(VramdeckScreen):
         self.info = info
         self.query_one(SettingsTable).n_layer = info.n_layer
         self._refresh_fields()
-        self.query_one("#model-path", Static).update(terminal_safe(
-            f"{info.architecture}, {info.n_layer} blocks, {format_bytes(info.tensor_bytes)}: "
-            f"{info.path}"))
+        self._path_line(f"{info.architecture}, {info.n_layer} blocks, {format_bytes(info.tensor_bytes)}: ",
+                        info.path)
         self.show_plan()
         self.refine_estimate(self.draft)
+
+    def _path_line(self, prefix: str, path: str) -> None:
+        """The model line: `prefix` and the path, cut at its start so the file name shows."""
+        width = max(20, (self.size.width or 80) - 2)
+        room = max(16, width - len(prefix))
+        self.query_one("#model-path", Static).update(terminal_safe(prefix + shorten_path(path, room)))
 
     def _header_failed(self, message: str) -> None:
         self.info = None
@@ -299,9 +304,8 @@ class TunerScreen(VramdeckScreen):
         line = self.query_one("#model-path", Static)
         i = model.info
         if model.ok and i is not None:
-            line.update(terminal_safe(
-                f"{i.architecture}, {format_params(i.n_params)} params, {i.n_layer} blocks, "
-                f"{i.quant}, {format_bytes(model.size_bytes)} ({model.source}): {model.path}"))
+            self._path_line(f"{i.architecture}, {format_params(i.n_params)} params, {i.n_layer} blocks, "
+                            f"{i.quant}, {format_bytes(model.size_bytes)} ({model.source}): ", model.path)
         else:
             line.update(terminal_safe(f"✗ {model.error}"))
 
