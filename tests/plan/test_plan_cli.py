@@ -102,3 +102,20 @@ def test_measure_gives_the_quants_on_disk_their_own_quality(quant_ladder, tiny_l
                  "--models-dir", str(quant_ladder["Q8_0"].parent), "--measure", timeout=300)
     q2 = quality["Q2_K"]
     assert f"on disk, KLD {q2['kld_mean']:.4f} ± {q2['kld_mean_se']:.4f} here" in table.stdout, table.stdout
+
+
+def test_fit_and_plan_agree_on_the_layers_and_fit_says_its_settings(sparse_70b):
+    """Issue 30: fit said 45 layers and plan 44 for the same file: fit assumed flash attention on,
+    plan and the app auto, and fit never said which."""
+    env = {**os.environ}
+    fit = subprocess.run([sys.executable, "-m", "tui", "fit", str(sparse_70b), "--vram", "24GiB", "--json"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    plan = subprocess.run([sys.executable, "-m", "tui", "plan", str(sparse_70b), "--vram", "24GiB",
+                           "--types", "Q4_K_M", "--json"], capture_output=True, text=True, timeout=300, env=env)
+    fitted = json.loads(fit.stdout)
+    row = json.loads(plan.stdout)["plans"][0]["rows"][0]
+    assert fitted["settings"]["flash_attn"] == row["settings"]["flash_attn"] == "auto"
+    assert fitted["n_gpu_layers"] == row["n_gpu_layers"], (fitted["n_gpu_layers"], row["n_gpu_layers"])
+    text = subprocess.run([sys.executable, "-m", "tui", "fit", str(sparse_70b), "--vram", "24GiB"],
+                          capture_output=True, text=True, timeout=300, env=env).stdout
+    assert "settings: context 4,096, KV f16/f16, flash attention auto, n_ubatch 512" in text

@@ -27,11 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="GGUF file")
     p.add_argument("--vram", help="budget per GPU, e.g. 24GiB or 24GiB,24GiB (default: free VRAM "
                                   "that NVML reports)")
-    p.add_argument("--ctx", type=int, default=4096)
+    p.add_argument("--ctx", type=int, default=4096, help="context length in tokens (default 4096)")
     p.add_argument("--max-ctx", action="store_true", help="also find the longest context that fits")
-    p.add_argument("--kv", default="f16", choices=KV_TYPES)
-    p.add_argument("--flash-attn", choices=("auto", "on", "off"), default="on")
-    p.add_argument("--n-ubatch", type=int, default=512)
+    p.add_argument("--kv", default="f16", choices=KV_TYPES, help="KV cache type, K and V (default f16)")
+    # the same default as plan, bench, tune and the app (llama.cpp's own): fit said 45 layers where
+    # plan said 44 for the same file, fit assuming flash attention on
+    p.add_argument("--flash-attn", choices=("auto", "on", "off"), default="auto",
+                   help="flash attention (default auto, as llama.cpp)")
+    p.add_argument("--n-ubatch", type=int, default=512, help="physical batch size (default 512)")
     p.add_argument("--margin", default=MARGIN_ARG, help=f"VRAM to leave free on each GPU (default {MARGIN_ARG})")
     p.add_argument("--formula", action="store_true", help="skip llama.cpp's dry run (faster, rougher)")
     p.add_argument("--json", action="store_true")
@@ -150,8 +153,11 @@ def main(args: argparse.Namespace) -> int:
         return 0 if result.gpu_fits and result.host_fits else 1
     print(f"{info.name or info.path}: {format_params(info.n_params)} params, {info.quant}, "
           f"{format_bytes(info.tensor_bytes)}, {info.n_layer} blocks")
+    s = result.settings
     print(f"budget: {', '.join(format_bytes(b) for b in gpu_budgets)} ({budget_source}), "
           f"margin {format_bytes(margin)}; KV/compute from {calibration.source}")
+    print(f"settings: context {s.n_ctx:,}, KV {s.type_k}/{s.type_v}, flash attention {s.flash_attn}, "
+          f"n_ubatch {s.n_ubatch}, n_batch {s.n_batch}")
     if not result.gpu_fits:
         print("Not even 0 layers fit the GPU budget (the compute buffer and CUDA context alone are "
               "larger). Run on the CPU (n_gpu_layers 0), or free VRAM.")
