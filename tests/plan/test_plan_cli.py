@@ -119,3 +119,27 @@ def test_fit_and_plan_agree_on_the_layers_and_fit_says_its_settings(sparse_70b):
     text = subprocess.run([sys.executable, "-m", "tui", "fit", str(sparse_70b), "--vram", "24GiB"],
                           capture_output=True, text=True, timeout=300, env=env).stdout
     assert "settings: context 4,096, KV f16/f16, flash attention auto, n_ubatch 512" in text
+
+
+def test_pull_progress_fits_an_80_column_terminal_and_is_plain_lines_otherwise():
+    """Issue 30: the progress line was longer than 80 columns, so every update began a new line."""
+    import io
+    import time as clock
+
+    from tui.commands.pull import ProgressLine
+    from tui.plan.hub import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    name = "Meta-Llama-3.1-70B-Instruct-GGUF/Meta-Llama-3.1-70B-Instruct-IQ2_XXS-00001-of-00002.gguf"
+    tty = Tty()
+    line = ProgressLine(tty, columns=80)
+    p = Progress(name, 7 * 2**30, 19 * 2**30, clock.monotonic() - 100, 0)
+    line(p)
+    shown = tty.getvalue().removeprefix("\r").removesuffix("\x1b[K")
+    assert len(shown) <= 79 and shown.split(":")[0].endswith("00001-of-00002.gguf") and "/s," in shown
+    plain = io.StringIO()
+    ProgressLine(plain)(Progress(name, 2**30, 2**30, clock.monotonic() - 1, 0))
+    assert plain.getvalue().endswith("\n") and "\r" not in plain.getvalue()

@@ -4,8 +4,10 @@ cache, where vramdeck finds it, with progress; resumable; verified against the h
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
+from pathlib import Path
 
 from tui.plan.hub import HubError, Progress, RemoteModel, list_repo, pull, set_timeouts
 from tui.safe_text import terminal_safe
@@ -30,12 +32,14 @@ def choose(models: tuple[RemoteModel, ...], wanted: str) -> RemoteModel | None:
 
 
 class ProgressLine:
-    """Bytes, rate and time left on stderr: rewritten in place on a terminal, a line every few
-    seconds otherwise."""
+    """Bytes, rate and time left on stderr: rewritten in place on a terminal, within its width
+    (a longer line wraps, and each update then starts a new one); a plain line every few seconds
+    otherwise."""
 
-    def __init__(self) -> None:
-        self.stream = sys.__stderr__ or sys.stderr
+    def __init__(self, stream=None, columns: int | None = None) -> None:
+        self.stream = stream or sys.__stderr__ or sys.stderr
         self.tty = self.stream.isatty()
+        self.columns = columns
         self.last = 0.0
 
     def __call__(self, p: Progress) -> None:
@@ -44,8 +48,17 @@ class ProgressLine:
             return
         self.last = now
         eta = f"{p.eta_s:.0f} s left" if p.eta_s is not None else "starting"
-        line = (f"{terminal_safe(p.filename)}: {format_bytes(p.done)} of {format_bytes(p.total)} "
-                f"({p.done / max(1, p.total):.0%}), {format_bytes(p.rate)}/s, {eta}")
+        figures = (f": {format_bytes(p.done)} of {format_bytes(p.total)} "
+                   f"({p.done / max(1, p.total):.0%}), {format_bytes(p.rate)}/s, {eta}")
+        name = terminal_safe(Path(p.filename).name)
+        if self.tty:  # one column short of the width: a full last column wraps on some terminals
+            width = (self.columns or shutil.get_terminal_size((80, 24)).columns) - 1
+            room = width - len(figures)
+            if len(name) > room:
+                name = "…" + name[len(name) - max(room - 1, 0):] if room > 1 else ""
+            line = (name + figures)[:width]
+        else:
+            line = name + figures
         self.stream.write(("\r" + line + "\x1b[K") if self.tty else line + "\n")
         self.stream.flush()
 
