@@ -41,6 +41,12 @@ class HubError(Exception):
     """Words for the user: what went wrong with the repo or the download, and what to do."""
 
 
+class PullStopped(BaseException):
+    """Raised by a pull's progress callback to stop it (Esc in the Plan screen): the partial
+    download is kept for the next pull to resume. A BaseException, so the retry loop, which
+    resumes after any lost connection, lets it through."""
+
+
 @dataclass(frozen=True)
 class HubTimeouts:
     """How long any one step with the hub may wait. A server that accepts the connection and

@@ -5,6 +5,7 @@ c compares another model, f fetches the highlighted quant, Enter opens it in the
 from __future__ import annotations
 
 import tempfile
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from textual.widgets import DataTable, Footer, Label
 from tui.engine.settings import LoadSettings
 from tui.fit.budget import MemoryBudget
 from tui.plan.bandwidth import gpu_bandwidth, machine_speeds
-from tui.plan.hub import HubError, Progress, pull
+from tui.plan.hub import HubError, Progress, PullStopped, pull
 from tui.plan.measure import measured_quality
 from tui.plan.model_plan import ModelPlan, add_measured, make_plan
 from tui.plan.sizes import QuantSizeError
@@ -58,7 +59,7 @@ class PlanScreen(VramdeckModal[LoadSettings | None]):
     """Dismisses with the settings to open in the Tuner (a fetched or local quant), or None."""
 
     BINDINGS = [
-        Binding("escape,q", "dismiss(None)", "Close", id="plan.close"),
+        Binding("escape,q", "close", "Close (Esc during a fetch stops it)", id="plan.close"),
         Binding("s", "sort", "Sort", id="plan.sort"),
         Binding("c", "compare", "Compare", id="plan.compare"),
         Binding("f", "fetch", "Fetch", id="plan.fetch"),
@@ -77,6 +78,9 @@ class PlanScreen(VramdeckModal[LoadSettings | None]):
         self.sort = "order"
         self.shown: list[tuple[ModelPlan, QuantRow]] = []
         self._scratch = tempfile.TemporaryDirectory(prefix="vramdeck-plan-")
+        self._stop_fetch = threading.Event()
+        self.fetching: Progress | None = None
+        """The download under way (its last progress), or None."""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="table-box"):
@@ -225,26 +229,51 @@ class PlanScreen(VramdeckModal[LoadSettings | None]):
             return
         self.fetch(plan, row, model)
 
+    def action_close(self) -> None:
+        """Esc: during a fetch, stop it (said, and resumable); otherwise close."""
+        if self.fetching is not None:
+            self._stop_fetch.set()
+            self._status("stopping the download… (the part fetched is kept)")
+            return
+        self.dismiss(None)
+
     @work(thread=True, exclusive=True, group="fetch", exit_on_error=False)
     def fetch(self, plan: ModelPlan, row: QuantRow, model) -> None:
         app = self.app
+        self._stop_fetch.clear()
 
         def progress(p: Progress) -> None:
+            self.fetching = p
+            if self._stop_fetch.is_set():
+                raise PullStopped()
             eta = f", {p.eta_s:.0f} s left" if p.eta_s is not None else ""
             app.call_from_thread(self._status, f"↓ {p.filename}: {format_bytes(p.done)} of "
-                                               f"{format_bytes(p.total)}, {format_bytes(p.rate)}/s{eta}")
+                                               f"{format_bytes(p.total)}, {format_bytes(p.rate)}/s{eta} "
+                                               "(Esc stops; f resumes)")
         remote = plan.source.remote
         if remote is None:
             return
+        self.fetching = Progress(model.name, 0, model.size, 0.0)
         try:
             path = pull(remote, model, progress)
         except HubError as exc:
             app.call_from_thread(self._status, f"✗ {exc}")
             return
+        except PullStopped:
+            done = self.fetching
+            words = (f"Download of {model.name} stopped at {format_bytes(done.done)} of {format_bytes(done.total)}: "
+                     "the part fetched is kept, and f on the same row (or `vramdeck pull`) resumes it")
+            app.call_from_thread(self._status, words)
+            app.call_from_thread(app.notify, terminal_safe(words), severity="warning", markup=False)
+            return
+        finally:
+            self.fetching = None
         plan.on_disk[row.quant] = path
         app.call_from_thread(self._fetched, row, path)
 
     def _fetched(self, row: QuantRow, path: Path) -> None:
         self.refill()
-        self._status(f"fetched {path.name}: Enter opens it in the Tuner with the planned settings")
+        # said, not silent: the Tuner switches to the new file and its model list is rescanned
+        self.app.notify(terminal_safe(f"Fetched {path.name} ({format_bytes(path.stat().st_size)}): opened in "
+                                      "the Tuner with the planned settings; a applies them"), markup=False)
         self.dismiss(replace(row.settings, model_path=str(path)))

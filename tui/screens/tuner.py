@@ -666,6 +666,7 @@ class TunerScreen(VramdeckScreen):
             def opened(settings: LoadSettings | None) -> None:
                 if settings is not None:
                     self.set_draft(settings)
+                    self.discover_models()  # a fetched file joins the model list now, not after r
             self.app.push_screen(PlanScreen(source, base, self._budget(), self.app.use_dry_run), opened)
 
         self.app.push_screen(AskTextScreen(
