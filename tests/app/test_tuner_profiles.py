@@ -233,3 +233,29 @@ async def test_a_setting_llama_cpp_would_refuse_is_caught_before_loading(tmp_pat
         await pilot.press("a")
         await pilot.pause(0.5)
         assert app.engine.pid == pid and any("Not applied" in n for n in notes)
+
+
+async def test_auto_tune_without_a_gpu_tunes_the_cpu_like_the_cli(tiny_llama):
+    """Issues 26 and 30: T in the app on a machine without a GPU never tried thread counts (the
+    app had its own copy of the strategy, without the CPU branch); one strategy serves both now."""
+    from tests.fakes import ScriptedEngine
+    from tui.screens.tune import TuneScreen
+
+    model = tiny_llama
+    app = VramdeckApp(ScriptedEngine(gpu_offload=False), FakeSampler(FakeNvml(no_driver=True)),
+                      settings=LoadSettings(model_path=str(model), n_ctx=512), sample_interval=3600,
+                      use_dry_run=False, model_locations=[])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.engine_status.phase is Phase.READY)
+        await pilot.press("f4")
+        await until(pilot, lambda: app.screen.info is not None)
+        await pilot.press("T")
+        await until(pilot, lambda: isinstance(app.screen, TuneScreen))
+        tune = app.screen
+        await until(pilot, lambda: tune.done, timeout=120)
+        settings = [m.candidate.settings for m in tune.report.measured]
+        assert all(s.n_gpu_layers == 0 for s in settings), "no GPU: every layer on the CPU"
+        assert any(s.n_threads for s in settings), "thread counts tried around the best"
+        assert {s.type_k for s in settings} >= {"f16", "q8_0"}
+        assert "on the CPU (no GPU)" in str(tune.query_one("#tune-title").render())
+

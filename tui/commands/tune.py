@@ -22,14 +22,7 @@ from tui.profiles.schema import Profile
 from tui.profiles.store import ProfileStore
 from tui.quality.reference import pick_reference
 from tui.tune.run import Measurement, TuneReport, run_tune
-from tui.tune.space import (
-    cpu_candidates,
-    cpu_extra,
-    draft_candidates,
-    thread_choices,
-    tune_candidates,
-    with_threads,
-)
+from tui.tune.strategy import TuneStrategy
 from tui.units import format_bytes
 
 
@@ -131,17 +124,15 @@ def main(args: argparse.Namespace) -> int:
         print(f"vramdeck tune: {exc}", file=sys.stderr)
         return 2
     cpu_only = not budget.gpus
-    gpu_budgets, overheads, margin, host = budget.gpus, budget.overheads, budget.margin, budget.host
+    gpu_budgets, margin, host = budget.gpus, budget.margin, budget.host
     source = budget.source
     base = LoadSettings(model_path=infos[0].path, n_ctx=args.min_ctx)
     use_dry_run = not args.formula
     say = (lambda *a: None) if args.json else print
-    if cpu_only:
-        candidates, pruned = cpu_candidates(infos, base, lambda info, s: calibrate(info, s, use_dry_run), host)
-    else:
-        candidates, pruned = tune_candidates(
-            infos, base, lambda info, s: calibrate(info, s, use_dry_run), gpu_budgets, overheads,
-            margin, host)
+    strategy = TuneStrategy(budget, lambda info, s: calibrate(info, s, use_dry_run), args.draft or "",
+                            args.draft_ngl, args.objective)
+    candidates, pruned = strategy.candidates(infos, base)
+    if not cpu_only:
         if args.vram and candidates and "CPU build" in calibrate(infos[0], candidates[0].settings,
                                                                   use_dry_run).source:
             print("vramdeck tune: this llama.cpp build has no GPU offload, so it plans for a GPU it "
@@ -166,23 +157,7 @@ def main(args: argparse.Namespace) -> int:
             f"{format_bytes(margin)}, context >= {args.min_ctx:,}: {len(candidates)} candidates to "
             f"measure, {len(pruned)} pruned by the estimate; time budget {time_budget:.0f} s")
 
-    def more_threads(report: TuneReport) -> list:
-        """Thread counts around the best, when part of it runs on the CPU; then the draft."""
-        ranked = report.ranked(args.objective)
-        if not ranked:
-            return []
-        best = ranked[0].candidate
-        more = []
-        if cpu_only:
-            return cpu_extra(best, host)
-        if not best.all_on_gpu:
-            cal = calibrate(best.info, best.settings, use_dry_run)
-            more = [with_threads(best, t, cal, gpu_budgets, overheads, host) for t in thread_choices()]
-        if args.draft:
-            more += draft_candidates(best, args.draft, args.draft_ngl,
-                                     lambda info, s: calibrate(info, s, use_dry_run), gpu_budgets,
-                                     overheads, margin, host)
-        return more
+    more_threads = strategy.extra
 
     def progress(what: str, m: Measurement | None, report: TuneReport) -> None:
         if what == "measured" and m is not None:

@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Label, ProgressBar
 
 from tui.engine.settings import LoadSettings, compact
-from tui.fit.budget import FIT_MARGIN_BYTES
+from tui.fit.budget import MemoryBudget
 from tui.fit.calibration import calibrate
 from tui.models.gguf_info import GgufError
 from tui.models.model_info import ModelInfo
@@ -22,7 +22,7 @@ from tui.profiles.tried import speed_text
 from tui.safe_text import terminal_safe
 from tui.screens.typed import VramdeckModal
 from tui.tune.run import Measurement, TuneReport, run_tune
-from tui.tune.space import draft_candidates, thread_choices, tune_candidates, with_threads
+from tui.tune.strategy import TuneStrategy
 from tui.units import format_bytes
 
 
@@ -35,7 +35,7 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
         Binding("w", "save", "Save highlighted", id="tune.save"),
     ]
 
-    def __init__(self, info: ModelInfo, base: LoadSettings, budgets, overheads, host: int | None,
+    def __init__(self, info: ModelInfo, base: LoadSettings, budget: MemoryBudget,
                  time_budget_s: float = 300.0, use_dry_run: bool = True, text_prompt: str = "") -> None:
         super().__init__()
         self.info, self.base = info, base
@@ -44,7 +44,10 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
         and rank every set-up by tok/s of greedy replies to `text_prompt` (the user's own last
         prompts) or, without them, the shipped text."""
         self.text_prompt = text_prompt
-        self.budgets, self.overheads, self.host = budgets, overheads, host
+        self.budget = budget
+        self.strategy = TuneStrategy(budget, lambda info, s: calibrate(info, s, use_dry_run), self.draft_path,
+                                     base.draft_n_gpu_layers)
+        """The same strategy as `vramdeck tune`: the CPU's own set-ups when there is no GPU."""
         self.time_budget_s, self.use_dry_run = time_budget_s, use_dry_run
         self.stop = asyncio.Event()
         self.report: TuneReport | None = None
@@ -65,19 +68,18 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
         self.query_one(DataTable).add_columns(*first, "pp tok/s", "ngl ctx KV fa ub", "threads",
                                               "VRAM measured", "predicted")
         self.query_one("#tune-title", Label).update(
-            f"Auto-tune {self.info.path.rsplit('/', 1)[-1]}: fastest generation that fits "
-            f"{', '.join(format_bytes(b) for b in self.budgets if b) or 'the CPU'} "
-            f"({format_bytes(FIT_MARGIN_BYTES)} spare), context {self.base.n_ctx:,}. Esc stops.")
+            f"Auto-tune {self.info.path.rsplit('/', 1)[-1]}: " + (
+                f"threads, batch, KV, flash attention, mmap and mlock on the CPU (no GPU), context "
+                f"{self.base.n_ctx:,}. Esc stops." if self.strategy.cpu_only else
+                f"fastest generation that fits {', '.join(format_bytes(b) for b in self.budget.gpus if b)} "
+                f"({format_bytes(self.budget.margin)} spare), context {self.base.n_ctx:,}. Esc stops."))
         self.tune()
 
     @work(exclusive=True, group="tune", exit_on_error=False)
     async def tune(self) -> None:
         current = self.query_one("#tune-current", Label)
         current.update("Asking the estimator which set-ups fit…")
-        candidates, pruned = await asyncio.to_thread(
-            tune_candidates, [self.info], self.base.without_draft(),
-            lambda info, s: calibrate(info, s, self.use_dry_run), self.budgets, self.overheads,
-            FIT_MARGIN_BYTES, self.host)
+        candidates, pruned = await asyncio.to_thread(self.strategy.candidates, [self.info], self.base.without_draft())
         bar = self.query_one("#tune-progress", ProgressBar)
         bar.update(total=max(1, len(candidates)), progress=0)
         if not candidates:
@@ -86,23 +88,11 @@ class TuneScreen(VramdeckModal[LoadSettings | None]):
             return
 
         def more_threads(report: TuneReport) -> list:
-            ranked = report.ranked()
-            if not ranked:
-                return []
-            best = ranked[0].candidate
-            extra = []
-            if not best.all_on_gpu:
-                cal = calibrate(best.info, best.settings, self.use_dry_run)
-                extra = [with_threads(best, t, cal, self.budgets, self.overheads, self.host)
-                         for t in thread_choices()]
-            if self.draft_path:
-                try:
-                    extra += draft_candidates(best, self.draft_path, self.base.draft_n_gpu_layers,
-                                              lambda info, s: calibrate(info, s, self.use_dry_run),
-                                              self.budgets, self.overheads, FIT_MARGIN_BYTES, self.host)
-                except GgufError as exc:
-                    self.app.call_from_thread(self.notify, terminal_safe(f"The draft model: {exc}"),
-                                              severity="error")
+            try:
+                extra = self.strategy.extra(report)
+            except GgufError as exc:
+                self.notify(terminal_safe(f"The draft model: {exc}"), severity="error")  # on the event loop
+                extra = []
             bar.update(total=len(candidates) + len(extra))
             return extra
 

@@ -678,7 +678,6 @@ class TunerScreen(VramdeckScreen):
         if self.info is None or self.draft is None:
             self.notify("Pick a model first.", severity="warning")
             return
-        budgets, overheads, host = self._budgets()
         before = self.app.loads.last_working
 
         def chosen(settings: LoadSettings | None) -> None:
@@ -687,7 +686,7 @@ class TunerScreen(VramdeckScreen):
                 self.set_draft(target)
                 self.app.load_model(target)
 
-        self.app.push_screen(TuneScreen(self.info, self.draft, budgets, overheads, host,
+        self.app.push_screen(TuneScreen(self.info, self.draft, self._budget(),
                                         use_dry_run=self.app.use_dry_run,
                                         text_prompt=self.app.recent_prompts()), chosen)
 
