@@ -90,6 +90,8 @@ class ScriptedEngine:
             return fail
         layers = self.facts.layers_total if settings.n_gpu_layers < 0 else min(
             settings.n_gpu_layers, self.facts.layers_total)
+        if not self.gpu_offload:  # a CPU build offloads nothing, whatever was asked
+            layers = 0
         vram = self.facts.vram_bytes_per_gpu
         if vram and self.facts.layers_total:  # context + buffers, then weights by layers offloaded
             vram = tuple(int(0.8 * GiB + (v - 0.8 * GiB) * layers / self.facts.layers_total)

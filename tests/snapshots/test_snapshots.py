@@ -157,6 +157,21 @@ def test_tuner_depth_results_in_their_own_box_at_80x24(snap_compare):
     assert snap_compare(app_with(), terminal_size=(80, 24), run_before=run_before)
 
 
+def test_tuner_without_a_gpu_shows_the_rows_that_apply(snap_compare):
+    """No NVIDIA GPU: no "GPU layers all/31" or "KV on GPU on" rows (they read as if they
+    applied while the status bar says 0 layers on the GPU); batch threads instead."""
+    engine = ScriptedEngine(facts=FACTS.__class__(**{**FACTS.__dict__, "layers_offloaded": 0,
+                                                     "vram_bytes_per_gpu": ()}), gpu_offload=False)
+
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("f4")
+        await settle(pilot)
+
+    assert snap_compare(app_with(engine=engine, nvml=FakeNvml(no_driver=True)), terminal_size=(80, 24),
+                        run_before=run_before)
+
+
 def test_cpu_only_build_warning(snap_compare):
     """A GPU is present but llama.cpp is a CPU build: the warning with the reinstall command."""
     engine = ScriptedEngine(facts=FACTS.__class__(**{**FACTS.__dict__, "layers_offloaded": 0,

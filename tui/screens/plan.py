@@ -59,7 +59,7 @@ class PlanScreen(VramdeckModal[LoadSettings | None]):
     """Dismisses with the settings to open in the Tuner (a fetched or local quant), or None."""
 
     BINDINGS = [
-        Binding("escape,q", "close", "Close (Esc during a fetch stops it)", id="plan.close"),
+        Binding("escape,q", "close", "Close", id="plan.close", tooltip="during a fetch: stop it (f resumes)"),
         Binding("s", "sort", "Sort", id="plan.sort"),
         Binding("c", "compare", "Compare", id="plan.compare"),
         Binding("f", "fetch", "Fetch", id="plan.fetch"),

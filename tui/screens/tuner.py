@@ -197,9 +197,11 @@ class TunerScreen(VramdeckScreen):
     def _refresh_fields(self) -> None:
         sample = self.app.sample
         gpus = len(sample.gpus) if sample else 0
+        # no GPU seen, or a llama.cpp build that cannot offload: the GPU rows do not apply
+        cpu_only = (sample is not None and not sample.gpus) or self.app.engine_status.gpu_offload is False
         table = self.query_one(SettingsTable)
         fields = fields_for(gpus, moe=bool(self.info and self.info.n_expert),
-                            speculative=self.draft.speculative if self.draft else "")
+                            speculative=self.draft.speculative if self.draft else "", cpu_only=cpu_only)
         if table.fields != fields:
             table.fields = fields
             table.selected = min(table.selected, len(fields) - 1)

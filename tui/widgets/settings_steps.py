@@ -30,6 +30,10 @@ FIELDS: tuple[Field, ...] = (
     Field("use_mlock", "mlock", "lock the model in RAM (needs a high memlock limit)"),
 )
 
+GPU_ONLY = ("n_gpu_layers", "offload_kqv")
+"""Rows that mean nothing without a GPU to offload to."""
+THREADS_BATCH_FIELD = Field("n_threads_batch", "batch threads", "prompt-processing threads (auto = every core)")
+
 MOE_FIELDS: tuple[Field, ...] = (
     Field("n_cpu_moe", "experts on CPU", "MoE: keep the experts of the first N blocks in RAM (--n-cpu-moe)"),
 )
@@ -54,11 +58,19 @@ SPLIT_PRESETS: tuple[tuple[float, ...], ...] = ((), (1.0, 1.0), (2.0, 1.0), (1.0
                                                  (1.0, 3.0), (3.0, 2.0), (2.0, 3.0))
 
 
-def fields_for(n_gpus: int, moe: bool = False, speculative: str = "") -> tuple[Field, ...]:
+def fields_for(n_gpus: int, moe: bool = False, speculative: str = "", cpu_only: bool = False) -> tuple[Field, ...]:
     """The rows of the settings form: the split rows only when there are several GPUs, the
-    experts row only for a mixture-of-experts model, the draft's rows only while drafting."""
+    experts row only for a mixture-of-experts model, the draft's rows only while drafting. With
+    no GPU to offload to (`cpu_only`), no GPU rows ("GPU layers all/31" read as if they applied)
+    and the batch threads, which matter there."""
     draft = ((SPECULATIVE_FIELD,) + (DRAFT_FIELDS if speculative == "model" else ())
              + (DRAFT_LENGTH_FIELDS if speculative else ()))
+    if cpu_only:
+        base: tuple[Field, ...] = ()
+        for f in FIELDS:
+            if f.name not in GPU_ONLY:
+                base += (f, THREADS_BATCH_FIELD) if f.name == "n_threads" else (f,)
+        return base + tuple(f for f in draft if f.name != "draft_n_gpu_layers")
     return FIELDS + (MOE_FIELDS if moe else ()) + (GPU_FIELDS if n_gpus > 1 else ()) + draft
 
 
@@ -96,9 +108,9 @@ def step(s: LoadSettings, name: str, direction: int, n_layer: int | None, big: b
         return s.with_changes(n_batch=n_batch, n_ubatch=min(s.n_ubatch, n_batch))
     if name == "n_ubatch":
         return s.with_changes(n_ubatch=min(s.n_batch, _pow2(s.n_ubatch, direction, 32, 8192)))
-    if name == "n_threads":
-        value = (s.n_threads or 0) + direction
-        return s.with_changes(n_threads=None if value <= 0 else min(value, 256))
+    if name in ("n_threads", "n_threads_batch"):
+        value = (getattr(s, name) or 0) + direction
+        return s.with_changes(**{name: None if value <= 0 else min(value, 256)})
     if name in ("offload_kqv", "use_mmap", "use_mlock"):
         return s.with_changes(**{name: not getattr(s, name)})
     if name == "tensor_split":
@@ -142,7 +154,7 @@ def show(s: LoadSettings, name: str, n_layer: int | None) -> str:
     if name == "n_gpu_layers":
         total = f"/{n_layer + 1}" if n_layer else ""
         return f"all{total}" if value == ALL_LAYERS else f"{value}{total}"
-    if name == "n_threads":
+    if name in ("n_threads", "n_threads_batch"):
         return "auto" if value is None else str(value)
     if name == "tensor_split":
         return ":".join(f"{x:g}" for x in value) if value else "auto"
