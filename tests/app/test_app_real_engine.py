@@ -111,7 +111,8 @@ async def test_tuner_keys_change_settings_and_apply_reloads(demo_model):
         await until(pilot, lambda: app.engine_status.phase is Phase.READY)
         first_pid = app.engine.pid
         await pilot.press("f4")
-        await pilot.press("down", "left")  # context 2048 -> 1024
+        # no GPU (the fake NVML has no driver): the first row is the context, no GPU layers row
+        await pilot.press("left")  # context 2048 -> 1024
         await pilot.press("down", "right")  # KV K f16 -> q8_0
         await pilot.press("a")
         await until(pilot, lambda: app.engine_status.phase is Phase.READY

@@ -225,7 +225,7 @@ async def test_a_setting_llama_cpp_would_refuse_is_caught_before_loading(tmp_pat
         pid = app.engine.pid
         await pilot.press("f4")
         await until(pilot, lambda: app.screen.info is not None)
-        await pilot.press("down", "down", "down", "right")  # KV type V: f16 -> q8_0
+        await pilot.press("down", "down", "right")  # no GPU rows: context, KV K, KV V: f16 -> q8_0
         checks = app.screen.query_one("#checks")
         assert checks.display and "needs flash attention" in str(checks.render())
         notes = []
