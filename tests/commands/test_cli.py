@@ -151,3 +151,22 @@ def test_models_right_after_set_up_lists_the_demo_model_with_its_whole_path(tmp_
                          env={**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert out.returncode == 0 and "No GGUF models found" not in out.stdout, out.stdout
     assert "demo" in out.stdout and f"    {demo_model}" in out.stdout.splitlines()
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    """Issue 30: --ctx, --n-prompt, --n-gen, plan's --margin and the profiles arguments had no
+    description in --help."""
+    import argparse
+
+    from tui.__main__ import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    bare = []
+    for name, command in [("vramdeck", parser), *sub.choices.items()]:
+        for action in command._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction, argparse._VersionAction)):
+                continue
+            if not action.help:
+                bare.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+    assert not bare, bare

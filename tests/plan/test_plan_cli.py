@@ -69,7 +69,7 @@ def test_plan_an_ollama_tag_from_the_local_store(tmp_path, tiny_llama, monkeypat
         assert source.on_disk == store / "blobs" / digest and source.info.n_layer == 2
     import pytest
 
-    with pytest.raises(SourceError, match="no such file, Ollama tag"):
+    with pytest.raises(SourceError, match="Ollama has no absent:7b .*ollama pull absent:7b"):
         resolve("absent:7b", tmp_path / "scratch")
 
 
@@ -143,3 +143,22 @@ def test_pull_progress_fits_an_80_column_terminal_and_is_plain_lines_otherwise()
     plain = io.StringIO()
     ProgressLine(plain)(Progress(name, 2**30, 2**30, clock.monotonic() - 1, 0))
     assert plain.getvalue().endswith("\n") and "\r" not in plain.getvalue()
+
+
+def test_the_plan_keeps_the_type_of_the_file_you_have(demo_model):
+    """Issue 30: the demo's own Q4_1 was left out of its plan (Q4_1 is not one of the 23 types)."""
+    out = _run("plan", str(demo_model), "--types", "Q8_0", "--formula", "--json")
+    rows = {r["quant"]: r for r in json.loads(out.stdout)["plans"][0]["rows"]}
+    assert set(rows) == {"Q8_0", "Q4_1"}
+    assert rows["Q4_1"]["file_bytes"] == demo_model.stat().st_size or abs(
+        rows["Q4_1"]["file_bytes"] - demo_model.stat().st_size) < 2 << 20
+
+
+def test_an_ollama_tag_without_ollama_says_its_store_was_not_found(tmp_path):
+    out = _run("plan", "llama3.1:70b", "--vram", "24GiB", env={"HOME": str(tmp_path),
+                                                                "OLLAMA_MODELS": str(tmp_path / "none")})
+    assert out.returncode == 1 and "Ollama's model store was not found" in out.stderr, out.stderr
+    (tmp_path / "none").mkdir()
+    out = _run("plan", "llama3.1:70b", "--vram", "24GiB", env={"HOME": str(tmp_path),
+                                                                "OLLAMA_MODELS": str(tmp_path / "none")})
+    assert out.returncode == 1 and "ollama pull llama3.1:70b" in out.stderr, out.stderr

@@ -109,3 +109,16 @@ def test_llama_swap_never_changes_a_value(path, words):
     else:
         with pytest.raises(ExportError, match=words):
             export(p, "llama-swap")
+
+
+@pytest.mark.parametrize("flash, line", [
+    ("auto", "leave OLLAMA_FLASH_ATTENTION unset"), ("on", "OLLAMA_FLASH_ATTENTION=1"),
+    ("off", "OLLAMA_FLASH_ATTENTION=0")])
+def test_the_ollama_export_says_flash_attention_as_set(flash, line):
+    """Issue 30: flash attention auto came out as OLLAMA_FLASH_ATTENTION=1."""
+    p = _profile("p", "/m.gguf", "", [])
+    p.load = p.load.with_changes(flash_attn=flash)
+    text = export(p, "ollama")
+    assert line in text
+    if flash == "auto":
+        assert "OLLAMA_FLASH_ATTENTION=" not in text

@@ -138,3 +138,26 @@ def test_public_address_without_public_is_refused():
     out = subprocess.run([sys.executable, "-m", "tui", "web", "--host", "0.0.0.0"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--public" in out.stderr
+
+
+def test_only_the_url_with_the_token_is_printed():
+    """Issue 30: textual-serve printed its own tokenless URL after vramdeck's."""
+    port = _free_port()
+    env = {**os.environ, "VRAMDECK_WEB_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "web", "--port", str(port), "--",
+                             "--model", "/nonexistent/model.gguf"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(0.5)  # past the server's start-up, where textual-serve printed
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    urls = re.findall(r"https?://\S+", out)
+    assert urls and all("token=" in u for u in urls), out

@@ -112,12 +112,14 @@ def print_table(report: dict) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="GGUF file")
     p.add_argument("--n-gpu-layers", "-ngl", type=int, default=-1, help="-1 = all (default)")
-    p.add_argument("--ctx", type=int, default=4096)
+    p.add_argument("--ctx", type=int, default=4096, help="context length in tokens (default 4096)")
     p.add_argument("--kv", default="f16", help="KV cache type for K and V (f16, q8_0, q4_0, ...)")
-    p.add_argument("--flash-attn", choices=("auto", "on", "off"), default="auto")
-    p.add_argument("--n-prompt", type=int, default=512)
-    p.add_argument("--n-gen", type=int, default=128)
-    p.add_argument("--repetitions", "-r", type=int, default=5)
+    p.add_argument("--flash-attn", choices=("auto", "on", "off"), default="auto",
+                   help="flash attention (default auto, as llama.cpp)")
+    p.add_argument("--n-prompt", type=int, default=512, help="prompt tokens processed per run, pp (default 512)")
+    p.add_argument("--n-gen", type=int, default=128, help="tokens generated per run, tg (default 128)")
+    p.add_argument("--repetitions", "-r", type=int, default=5,
+                   help="runs of each test after a warm-up; mean ± sd is reported (default 5)")
     p.add_argument("--threads", "-t", type=int, default=None,
                    help="generation threads (default: the physical cores); fewer when other load shares the CPU")
     p.add_argument("--depths", help="also generation speed with this much context filled, e.g. "

@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-ubatch", type=int, default=512, help="physical batch size (default 512)")
     p.add_argument("--margin", default=MARGIN_ARG, help=f"VRAM to leave free on each GPU (default {MARGIN_ARG})")
     p.add_argument("--formula", action="store_true", help="skip llama.cpp's dry run (faster, rougher)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON, for scripts")
     add_draft_arguments(p)
 
 

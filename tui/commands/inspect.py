@@ -13,7 +13,7 @@ from tui.units import format_bytes, format_params
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="GGUF file")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON, for scripts")
 
 
 def main(args: argparse.Namespace) -> int:

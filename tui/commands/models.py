@@ -16,7 +16,7 @@ from tui.units import format_bytes
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", action="append", default=None,
                    help="a folder to search (repeatable; default ~/models)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON, for scripts")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -30,12 +30,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="a GGUF file, an Ollama tag, or a Hugging Face repo id (two to compare)")
     p.add_argument("--vram", help="budget per GPU, e.g. 24GiB or 24GiB,24GiB (default: free VRAM now)")
-    p.add_argument("--ctx", type=int, default=4096)
-    p.add_argument("--kv", default="f16", choices=KV_TYPES)
-    p.add_argument("--flash-attn", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("--ctx", type=int, default=4096, help="context length in tokens (default 4096)")
+    p.add_argument("--kv", default="f16", choices=KV_TYPES, help="KV cache type, K and V (default f16)")
+    p.add_argument("--flash-attn", choices=("auto", "on", "off"), default="auto",
+                   help="flash attention (default auto, as llama.cpp)")
     p.add_argument("--min-tps", type=float, help="the best quality predicted to reach this tok/s")
     p.add_argument("--types", help=f"quant types to plan (default all: {','.join(PLAN_TYPES)})")
-    p.add_argument("--margin", default=MARGIN_ARG)
+    p.add_argument("--margin", default=MARGIN_ARG, help=f"VRAM to leave free on each GPU (default {MARGIN_ARG})")
     p.add_argument("--formula", action="store_true", help="KV/compute from the formula, no dry run")
     p.add_argument("--models-dir", action="append", default=None,
                    help="where to look for other quants of the model on disk (default ~/models)")
@@ -45,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", metavar="FILE", help="with --measure: the file to compare against")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="longest wait for the Hugging Face hub to answer (default 60; also VRAMDECK_HUB_TIMEOUT)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON, for scripts")
 
 
 def _row_json(r: QuantRow) -> dict:

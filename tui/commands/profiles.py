@@ -12,10 +12,12 @@ from tui.safe_text import terminal_safe
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("list", "show", "export"))
-    p.add_argument("name", nargs="?")
-    p.add_argument("--as", dest="kind", default="llama-server",
-                   choices=KINDS)
+    p.add_argument("action", choices=("list", "show", "export"),
+                   help="list the saved profiles, show one, or export one as a command or file")
+    p.add_argument("name", nargs="?", help="the profile (for show and export)")
+    p.add_argument("--as", dest="kind", default="llama-server", choices=KINDS,
+                   help="what export writes: a command line, a Python snippet or a config entry "
+                        "(default llama-server)")
 
 
 def main(args: argparse.Namespace) -> int:

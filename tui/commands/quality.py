@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where to look for the model's other files (default ~/models and the usual caches)")
     p.add_argument("--n-gpu-layers", "-ngl", type=int, default=-1,
                    help="GPU layers for each load (-1 = all; out of memory: again on the CPU)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON, for scripts")
 
 
 def figure_cells(f: QualityFigures) -> str:

@@ -19,9 +19,10 @@ from tui.profiles.store import ProfileStore
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", help="GGUF file to load (default: the SmolLM2 demo model)")
     p.add_argument("--n-gpu-layers", "-ngl", type=int, default=-1, help="-1 = all (default)")
-    p.add_argument("--ctx", type=int, default=4096)
+    p.add_argument("--ctx", type=int, default=4096, help="context length in tokens (default 4096)")
     p.add_argument("--kv", default="f16", help="KV cache type (f16, q8_0, q4_0, ...)")
-    p.add_argument("--flash-attn", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("--flash-attn", choices=("auto", "on", "off"), default="auto",
+                   help="flash attention (default auto, as llama.cpp)")
     p.add_argument("--refresh", type=float, default=None,
                    help="monitor refresh interval, seconds (default: settings.toml, else 1)")
     p.add_argument("--profile", help="start with a saved profile (see `vramdeck profiles list`)")

@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "model among MODELS, the files beside them and the model folders)")
     p.add_argument("--formula", action="store_true", help="prune with the formula, no dry runs")
     p.add_argument("--save", metavar="NAME", help="save the best as a profile with its figures")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON, for scripts")
     p.add_argument("--draft", "-md", metavar="FILE", default="",
                    help="also try speculative decoding with this draft model: draft lengths 4, 8 and 16, "
                         "each with the target layers its VRAM leaves; every set-up is then ranked by "

@@ -24,7 +24,7 @@ TOKEN_ENV = "VRAMDECK_WEB_TOKEN"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="the port to listen on (default 8000)")
     p.add_argument("--public", action="store_true",
                    help="allow an address other than loopback (the token is still required)")
     p.add_argument("--sessions", type=int, default=1,

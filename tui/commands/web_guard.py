@@ -38,6 +38,10 @@ class GuardedServer(Server):
         self.sessions = 0
         self.loopback_only = _is_loopback(host)
 
+    async def on_startup(self, app: web.Application) -> None:
+        """Quiet: textual-serve would print its own URL here, without the token, after vramdeck's
+        line with it (a newcomer opened the wrong one and got only the static files)."""
+
     async def _make_app(self) -> web.Application:
         app = await super()._make_app()
         app.middlewares.append(self._guard)

@@ -13,7 +13,7 @@ from pathlib import Path
 from tui.engine.settings import LoadSettings
 from tui.fit.budget import MemoryBudget
 from tui.fit.calibration import start_calibration
-from tui.plan.quants import PLAN_TYPES
+from tui.plan.quants import PLAN_TYPES, file_type_id
 from tui.plan.sizes import quant_targets
 from tui.plan.sources import PlanSource
 from tui.plan.table import QuantRow, Speeds, Verdict, plan_rows, verdicts
@@ -42,11 +42,28 @@ class ModelPlan:
     seconds: float = 0.0
 
 
+def with_own_types(quants: tuple[str, ...], own: list[str]) -> tuple[str, ...]:
+    """`quants` and the types of the files at hand (the demo's Q4_1 was left out of its own
+    plan): a type llama.cpp can make is added after the others; "?" and unknown names are not."""
+    extra = []
+    for q in own:
+        q = q.upper()
+        if q in quants or q in extra:
+            continue
+        try:
+            file_type_id(q)
+        except ValueError:
+            continue
+        extra.append(q)
+    return (*quants, *extra)
+
+
 def make_plan(source: PlanSource, base: LoadSettings, budget: MemoryBudget, speeds: Speeds,
               min_tps: float | None = None, quants: tuple[str, ...] = PLAN_TYPES,
               on_disk: dict[str, Path] | None = None, use_dry_run: bool = True) -> ModelPlan:
     started = time.perf_counter()
     base = base.with_changes(model_path=str(source.gguf))
+    quants = with_own_types(quants, [source.quant, *(on_disk or {})])
     pending = start_calibration(source.info, base, use_dry_run)  # its child starts now
     targets = quant_targets(source.gguf, quants)
     calibration = pending()

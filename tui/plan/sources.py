@@ -47,6 +47,14 @@ def resolve(source: str, scratch: Path) -> PlanSource:
         ollama = _ollama(source)
         if ollama is not None:
             return ollama
+        store = next((loc.path for loc in default_locations() if loc.source == "ollama"), None)
+        if ":" in source and "/" not in source:
+            if store is None or not store.exists():
+                raise SourceError(f"{source} looks like an Ollama tag, but Ollama's model store was not found "
+                                  f"({store}; set OLLAMA_MODELS if it is elsewhere). Plan from a GGUF file "
+                                  "or a Hugging Face repo id instead")
+            raise SourceError(f"Ollama has no {source} in {store}: `ollama pull {source}` first, or plan "
+                              "from a GGUF file or a Hugging Face repo id")
     if _REPO_ID.match(source):
         return _hub(source, scratch)
     raise SourceError(f"{source}: no such file, Ollama tag or Hugging Face repo id "

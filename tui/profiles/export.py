@@ -180,7 +180,9 @@ def ollama_modelfile(p: Profile) -> str:
     lines = [f"# vramdeck profile {p.name!r}",
              f"# KV cache {s.type_k}/{s.type_v}, flash attention {s.flash_attn}: Ollama takes these "
              f"from its server's environment:",
-             f"#   OLLAMA_KV_CACHE_TYPE={s.type_k} OLLAMA_FLASH_ATTENTION={int(s.flash_attn != 'off')}",
+             f"#   OLLAMA_KV_CACHE_TYPE={s.type_k}" + {
+                 "on": " OLLAMA_FLASH_ATTENTION=1", "off": " OLLAMA_FLASH_ATTENTION=0",
+                 "auto": " (flash attention auto: leave OLLAMA_FLASH_ATTENTION unset, Ollama decides)"}[s.flash_attn],
              f'FROM "{s.model_path}"',
              f"PARAMETER num_ctx {s.n_ctx}",
              f"PARAMETER num_batch {s.n_batch}"]
