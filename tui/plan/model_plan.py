@@ -43,7 +43,7 @@ class ModelPlan:
 
 
 def with_own_types(quants: tuple[str, ...], own: list[str]) -> tuple[str, ...]:
-    """`quants` and the types of the files at hand (the demo's Q4_1 was left out of its own
+    """`quants` and the type of the file planned from (the demo's Q4_1 was left out of its own
     plan): a type llama.cpp can make is added after the others; "?" and unknown names are not."""
     extra = []
     for q in own:
@@ -63,7 +63,7 @@ def make_plan(source: PlanSource, base: LoadSettings, budget: MemoryBudget, spee
               on_disk: dict[str, Path] | None = None, use_dry_run: bool = True) -> ModelPlan:
     started = time.perf_counter()
     base = base.with_changes(model_path=str(source.gguf))
-    quants = with_own_types(quants, [source.quant, *(on_disk or {})])
+    quants = with_own_types(quants, [source.quant])
     pending = start_calibration(source.info, base, use_dry_run)  # its child starts now
     targets = quant_targets(source.gguf, quants)
     calibration = pending()
