@@ -185,12 +185,20 @@ class VramdeckApp(App):
 
     def action_help(self) -> None:
         from tui.screens.conversations import ConversationsScreen
+        from tui.screens.plan import PlanScreen
         from tui.screens.profiles import ProfilesScreen
+        from tui.screens.result import ResultScreen
         from tui.screens.tried import TriedScreen
+        from tui.screens.tune import TuneScreen
+        from tui.widgets.chat_message import UserMessage
 
-        dialogs = {"Profiles (p in the Tuner)": ProfilesScreen,
+        dialogs = {"A message in Chat (Tab moves to it)": UserMessage,
+                   "Saved chats (Ctrl+O in Chat)": ConversationsScreen,
+                   "Profiles (p in the Tuner)": ProfilesScreen,
                    "Configurations tried (t in the Tuner)": TriedScreen,
-                   "Saved chats (Ctrl+O in Chat)": ConversationsScreen}
+                   "Auto-tune (T in the Tuner)": TuneScreen,
+                   "Plan (P in the Tuner)": PlanScreen,
+                   "A result (b, D, Q in the Tuner)": ResultScreen}
         rows = key_table(type(self), self.app_settings.keys, dialogs)
         self.push_screen(HelpScreen(rows, str(self.settings_file or settings_path())))
 

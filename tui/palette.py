@@ -40,14 +40,21 @@ class PaneActions(Provider):
 
     async def discover(self) -> Hits:
         for text, run, key in self._commands():
-            yield DiscoveryHit(text, run, help=f"key: {key}")
+            yield DiscoveryHit(text, run, help=_key_help(key))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for text, run, key in self._commands():
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), run, help=f"key: {key}")
+                yield Hit(score, matcher.highlight(text), run, help=_key_help(key))
+
+
+def _key_help(key: str) -> str:
+    """`key: F1 or ?`, as a person reads keys (the palette showed `key: f1,question_mark`)."""
+    from tui.screens.help import nice_key
+
+    return "key: " + " or ".join(nice_key(k.strip()) for k in key.split(",") if k.strip())
 
 
 class ProfileCommands(Provider):

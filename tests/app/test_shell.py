@@ -32,8 +32,20 @@ async def test_f1_lists_the_keys_of_every_pane(tmp_path, demo_model):
         text = str(app.screen.query_one("#help-text").render())
         for words in ("Chat", "Monitor", "Tuner", "Regenerate", "tuner.apply", "Profiles"):
             assert words in text
+        # issue 30: the Plan screen's, the auto-tune's and a chat message's keys were missing
+        for binding_id in ("plan.sort", "plan.compare", "plan.fetch", "plan.measure", "plan.open",
+                           "tune.apply", "tune.save", "tune.stop-or-close", "message.copy", "message.save-code"):
+            assert binding_id in text, binding_id
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+
+
+def test_the_palette_names_keys_as_people_read_them():
+    """It showed 'key: f1,question_mark'."""
+    from tui.palette import _key_help
+
+    assert _key_help("f1,question_mark") == "key: F1 or ?"
+    assert _key_help("ctrl+r") == "key: Ctrl+R" and _key_help("left_square_bracket") == "key: ["
 
 
 async def test_theme_switch_is_remembered_across_restarts(tmp_path, demo_model):
