@@ -62,12 +62,14 @@ class VramdeckApp(App):
     DEFAULT_MODE = "chat"
     COMMANDS = App.COMMANDS | {PaneActions, ProfileCommands}
     BINDINGS = [
-        Binding("f2", "switch_mode('chat')", "Chat", id="app.chat"),
-        Binding("f3", "switch_mode('monitor')", "Monitor", id="app.monitor"),
-        Binding("f4", "switch_mode('tuner')", "Tuner", id="app.tuner"),
-        Binding("f5", "switch_mode('log')", "Log", id="app.log"),
+        # the panes and help stay out of the footer: at 80 columns it was cut mid-word ("f2 C▏");
+        # the chat's welcome text, F1 and the palette list them
+        Binding("f2", "switch_mode('chat')", "Chat", show=False, id="app.chat"),
+        Binding("f3", "switch_mode('monitor')", "Monitor", show=False, id="app.monitor"),
+        Binding("f4", "switch_mode('tuner')", "Tuner", show=False, id="app.tuner"),
+        Binding("f5", "switch_mode('log')", "Log", show=False, id="app.log"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
-        Binding("f1,question_mark", "help", "Help", id="app.help"),
+        Binding("f1,question_mark", "help", "Help", show=False, id="app.help"),
         Binding("f6", "settings", "Settings", show=False, id="app.settings", priority=True),
         Binding("f9", "next_theme", "Next theme", show=False, id="app.theme", priority=True),
     ]

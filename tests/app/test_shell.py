@@ -30,7 +30,7 @@ async def test_f1_lists_the_keys_of_every_pane(tmp_path, demo_model):
         await pilot.press("f1")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = str(app.screen.query_one("#help-text").render())
-        for words in ("Chat", "Monitor", "Tuner", "Regenerate", "tuner.apply", "Profiles"):
+        for words in ("Chat", "Monitor", "Tuner", "Redo", "chat.regenerate", "tuner.apply", "Profiles"):
             assert words in text
         # issue 30: the Plan screen's, the auto-tune's and a chat message's keys were missing
         for binding_id in ("plan.sort", "plan.compare", "plan.fetch", "plan.measure", "plan.open",

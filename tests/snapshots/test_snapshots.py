@@ -172,6 +172,19 @@ def test_tuner_without_a_gpu_shows_the_rows_that_apply(snap_compare):
                         run_before=run_before)
 
 
+def test_plan_prompt_wraps_at_80x24(snap_compare):
+    """P in the Tuner at 80x24: the whole question ("…or a Hugging Face repo id:") on two lines,
+    where it was cut at "…or a Hugging Face rep"."""
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("f4")
+        await settle(pilot)
+        await pilot.press("P")
+        await pilot.pause(0.3)
+
+    assert snap_compare(app_with(), terminal_size=(80, 24), run_before=run_before)
+
+
 def test_cpu_only_build_warning(snap_compare):
     """A GPU is present but llama.cpp is a CPU build: the warning with the reinstall command."""
     engine = ScriptedEngine(facts=FACTS.__class__(**{**FACTS.__dict__, "layers_offloaded": 0,

@@ -52,8 +52,8 @@ CONTEXT_WARN = 0.85
 class ChatScreen(VramdeckScreen):
     BINDINGS = [
         Binding("escape", "stop", "Stop", id="chat.stop"),
-        Binding("ctrl+r", "regenerate", "Regenerate", id="chat.regenerate"),
-        Binding("ctrl+t", "edit_last", "Edit last", id="chat.edit"),
+        Binding("ctrl+r", "regenerate", "Redo", id="chat.regenerate", tooltip="regenerate the last reply"),
+        Binding("ctrl+t", "edit_last", "Edit", id="chat.edit", tooltip="take back and edit your last message"),
         Binding("ctrl+n,ctrl+l", "new_chat", "New", id="chat.new"),
         Binding("ctrl+o", "conversations", "Chats", id="chat.list"),
         Binding("ctrl+g", "sampling", "Sampling", id="chat.sampling"),

@@ -19,8 +19,11 @@ from tui.screens.ask import AskTextScreen, ConfirmScreen, ask_path_and_write
 from tui.units import shortened
 
 
-def _when(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+def _when(t: float, now: float | None = None) -> str:
+    """`12-07 21:03` this year (11 columns: the date was cut to `2026-12-` at 80x24), the year
+    before that."""
+    when, today = time.localtime(t), time.localtime(now if now is not None else time.time())
+    return time.strftime("%m-%d %H:%M" if when.tm_year == today.tm_year else "%Y-%m-%d", when)
 
 
 class ConversationsScreen(ModalScreen[str | None]):
@@ -45,7 +48,8 @@ class ConversationsScreen(ModalScreen[str | None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("conversation", "turns", "last message")
+        # the date and turns first: a long title is what a narrow terminal cuts
+        self.query_one(DataTable).add_columns("last message", "turns", "conversation")
         self.refill()
         self.query_one(DataTable).focus()
 
@@ -54,8 +58,8 @@ class ConversationsScreen(ModalScreen[str | None]):
         table = self.query_one(DataTable)
         table.clear()
         for c in self.rows:
-            table.add_row(Text(shortened(terminal_safe(c.title), 60)), str(c.turns),
-                          _when(c.modified), key=c.id)
+            table.add_row(_when(c.modified), str(c.turns), Text(shortened(terminal_safe(c.title), 60)),
+                          key=c.id)
         self.query_one("#conversations-title", Label).update(
             f"{len(self.rows)} saved conversation{'s' if len(self.rows) != 1 else ''} "
             f"(Enter opens)" if self.rows else "No saved conversations yet.")

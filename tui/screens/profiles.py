@@ -66,7 +66,7 @@ class ProfilesScreen(ModalScreen[str | None]):
         Binding("d", "duplicate", "Duplicate", id="profiles.duplicate"),
         Binding("x,delete", "delete", "Delete", id="profiles.delete"),
         Binding("space", "mark", "Mark", id="profiles.mark"),
-        Binding("c", "compare", "Diff with marked", id="profiles.compare"),
+        Binding("c", "compare", "Diff", id="profiles.compare", tooltip="compare with the marked profile"),
     ]
 
     def __init__(self, store: ProfileStore) -> None:

@@ -10,7 +10,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from tui.safe_text import terminal_safe
-from tui.units import shortened
+from tui.units import shortened, shortened_middle
 
 BADGE_STYLE = {"all": "$success", "some": "$warning", "none": "$error", "unknown": "$text-muted",
                "broken": "$error"}
@@ -61,7 +61,7 @@ class ModelList(OptionList):
         for e in entries:
             badge = Content.styled(f"{e.badge:<8}", BADGE_STYLE.get(e.badge_kind, ""))
             mark = "▸ " if e.path == current else "  "
-            name = shortened(terminal_safe(e.name.removesuffix(".gguf")), width - 2)
+            name = shortened_middle(terminal_safe(e.name.removesuffix(".gguf")), width - 2)
             detail = shortened(terminal_safe(e.detail), width - 10)
             prompt = Content.assemble(mark, (name, "bold" if e.path == current else ""), "\n  ",
                                       badge, (detail, "$text-muted" if e.usable else "$error"))

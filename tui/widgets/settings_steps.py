@@ -16,37 +16,40 @@ class Field:
     help: str
 
 
+HELP_WIDTH = 44
+"""A row's help is the settings box's subtitle: at 80x24 the box shows 44 characters of it."""
+
 FIELDS: tuple[Field, ...] = (
-    Field("n_gpu_layers", "GPU layers", "blocks on the GPU, from the last; all = every block + output"),
-    Field("n_ctx", "context", "tokens of context (KV cache size grows with it)"),
+    Field("n_gpu_layers", "GPU layers", "layers on the GPU; all = blocks + output"),
+    Field("n_ctx", "context", "context tokens (KV cache grows with it)"),
     Field("type_k", "KV type K", "element type of the K cache"),
-    Field("type_v", "KV type V", "element type of the V cache (quantized V needs flash attention)"),
+    Field("type_v", "KV type V", "V cache type (quantized V needs flash attn)"),
     Field("flash_attn", "flash attention", "auto lets llama.cpp decide"),
     Field("n_batch", "n_batch", "logical batch for prompt processing"),
-    Field("n_ubatch", "n_ubatch", "physical batch; the compute buffer grows with it"),
+    Field("n_ubatch", "n_ubatch", "physical batch: compute buffer grows with it"),
     Field("n_threads", "threads", "generation threads (auto = physical cores)"),
-    Field("offload_kqv", "KV on GPU", "keep the KV cache of offloaded layers on the GPU"),
+    Field("offload_kqv", "KV on GPU", "KV cache of offloaded layers on the GPU"),
     Field("use_mmap", "mmap", "map the file instead of reading it"),
-    Field("use_mlock", "mlock", "lock the model in RAM (needs a high memlock limit)"),
+    Field("use_mlock", "mlock", "lock the model in RAM (needs ulimit -l)"),
 )
 
 GPU_ONLY = ("n_gpu_layers", "offload_kqv")
 """Rows that mean nothing without a GPU to offload to."""
-THREADS_BATCH_FIELD = Field("n_threads_batch", "batch threads", "prompt-processing threads (auto = every core)")
+THREADS_BATCH_FIELD = Field("n_threads_batch", "batch threads", "prompt threads (auto = every core)")
 
 MOE_FIELDS: tuple[Field, ...] = (
-    Field("n_cpu_moe", "experts on CPU", "MoE: keep the experts of the first N blocks in RAM (--n-cpu-moe)"),
+    Field("n_cpu_moe", "experts on CPU", "MoE: experts of the first N blocks in RAM"),
 )
 
 GPU_FIELDS: tuple[Field, ...] = (
-    Field("tensor_split", "tensor split", "share of the offloaded layers per GPU; auto = by free memory"),
+    Field("tensor_split", "tensor split", "share per GPU; auto = by free memory"),
     Field("main_gpu", "main GPU", "GPU for the output layer and scratch buffers"),
 )
 
 SPECULATIVE_FIELD = Field("speculative", "speculative",
-                          "draft tokens for the model to check in a batch: d picks a draft model file")
+                          "draft, then check in a batch; d: draft file")
 DRAFT_FIELDS: tuple[Field, ...] = (
-    Field("draft_n_gpu_layers", "draft layers", "the draft model's blocks on the GPU (its VRAM costs target layers)"),
+    Field("draft_n_gpu_layers", "draft layers", "draft blocks on the GPU (cost target layers)"),
 )
 DRAFT_LENGTH_FIELDS: tuple[Field, ...] = (
     Field("draft_max", "draft max", "most tokens drafted per round (--draft-max)"),
