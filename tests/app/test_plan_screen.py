@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Label
 
 from tests.conftest import until
 from tests.fakes import ScriptedEngine
@@ -55,3 +55,30 @@ async def test_plan_sort_and_open_a_quant_on_disk(quant_ladder, monkeypatch):
         await until(pilot, lambda: not isinstance(app.screen, PlanScreen))
         assert app.screen.draft.model_path == str(quant_ladder["Q4_K_M"])
         assert app.screen.draft.n_ctx == 1024
+
+
+async def test_p_on_a_machine_without_a_gpu_can_plan_for_one(quant_ladder, monkeypatch):
+    """Issue 30: P in the app could only plan for this machine's CPU, where the CLI has --vram."""
+    original = PlanScreen.__init__
+
+    def with_speeds(self, *args, **kwargs):
+        kwargs["speeds"] = Speeds()
+        original(self, *args, **kwargs)
+    monkeypatch.setattr(PlanScreen, "__init__", with_speeds)
+    q8 = quant_ladder["Q8_0"]
+    app = VramdeckApp(ScriptedEngine(gpu_offload=False), FakeSampler(FakeNvml(no_driver=True)),
+                      settings=LoadSettings(model_path=str(q8), n_ctx=1024), use_dry_run=False,
+                      model_locations=[])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f4")
+        await until(pilot, lambda: app.screen.draft is not None)
+        await pilot.press("P")
+        await until(pilot, lambda: isinstance(app.screen, AskTextScreen))
+        await pilot.press("enter")  # the draft's model
+        await until(pilot, lambda: isinstance(app.screen, AskTextScreen) and "No GPU here" in str(
+            app.screen.query_one(Label).render()))
+        app.screen.query_one(Input).value = "24GiB,24GiB"
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, PlanScreen) and app.screen.plans, timeout=120)
+        assert app.screen.budget.gpus == (24 * GiB, 24 * GiB)
+        assert any(r.n_gpu_layers > 0 for _, r in app.screen.shown), "planned with GPU layers"

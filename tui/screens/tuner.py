@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 from textual import on, work
@@ -42,7 +43,7 @@ from tui.screens.status_binding import follow_app_status
 from tui.screens.tried import TriedScreen
 from tui.screens.tune import TuneScreen
 from tui.screens.typed import VramdeckScreen
-from tui.units import format_bytes, format_params, shorten_path
+from tui.units import format_bytes, format_params, parse_size, shorten_path
 from tui.widgets.layer_map import LayerMap
 from tui.widgets.memory_bars import MemoryBars
 from tui.widgets.model_list import ModelEntry, ModelList
@@ -669,7 +670,32 @@ class TunerScreen(VramdeckScreen):
                 if settings is not None:
                     self.set_draft(settings)
                     self.discover_models()  # a fetched file joins the model list now, not after r
-            self.app.push_screen(PlanScreen(source, base, self._budget(), self.app.use_dry_run), opened)
+
+            def plan_for(budget: MemoryBudget) -> None:
+                self.app.push_screen(PlanScreen(source, base, budget, self.app.use_dry_run), opened)
+
+            budget = self._budget()
+            if budget.gpus:
+                plan_for(budget)
+                return
+
+            def sized(vram: str | None) -> None:  # like the CLI's --vram, for a GPU this box lacks
+                if not vram:
+                    plan_for(budget)
+                    return
+                try:
+                    sizes = tuple(parse_size(x) for x in vram.split(","))
+                except ValueError as exc:
+                    self.notify(terminal_safe(f"Not a size: {exc}"), severity="error", markup=False)
+                    return
+                store = self.app.loads.overhead_store
+                overheads = store.for_gpus(["GPU"] * len(sizes)) if store else \
+                    tuple(DEFAULT_GPU_OVERHEAD for _ in sizes)
+                plan_for(replace(budget, gpus=sizes, overheads=overheads, names=("GPU",) * len(sizes),
+                                 source="given in the Plan prompt"))
+            self.app.push_screen(AskTextScreen(
+                "No GPU here. Plan for one with how much memory? (24GiB, or 24GiB,24GiB for two; "
+                "empty: this machine's CPU)", "", "24GiB"), sized)
 
         self.app.push_screen(AskTextScreen(
             "Plan which model? A GGUF path, an Ollama tag or a Hugging Face repo id:",
