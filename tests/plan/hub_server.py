@@ -44,7 +44,7 @@ class HubState:
         """repo id -> what is served as its listing (bytes as they are, else as JSON)."""
         self.api_calls = 0
         self.behaviour: dict[str, str] = {}
-        """file path -> stall_headers | stall_body | trickle | flood."""
+        """file path -> stall_headers | stall_body | trickle | flood | garbage."""
         self.flood_bytes = 4 << 20
         self.closed = threading.Event()
 
@@ -163,6 +163,14 @@ def handler(state: HubState):
                 return
             if hostile == "flood" and body:
                 self._flood(status)
+                return
+            if hostile == "garbage" and body:  # a range of the right length, of noise
+                noise = bytes((i * 73 + 41) % 256 for i in range(max(0, end - start + 1)))
+                self.send_response(206)
+                self.send_header("Content-Length", str(len(noise)))
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+                self.end_headers()
+                self.wfile.write(noise)
                 return
             sha = state.listed_sha(repo, m.group(3))
             self.send_response(status)

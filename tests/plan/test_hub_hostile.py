@@ -210,6 +210,14 @@ def test_a_range_answer_longer_than_asked_is_refused_with_memory_bounded(hub, tm
     assert peak < 24 << 20, f"{peak / 2**20:.0f} MiB held for a 4 MiB range"
 
 
+def test_a_range_of_noise_is_a_sentence_about_the_file(hub, tmp_path, sparse_70b):
+    hub.state.repos["test/noise-GGUF"] = Repo(files={"m-Q4_K_M.gguf": sparse_70b},
+                                              sha256={"m-Q4_K_M.gguf": "a" * 64})
+    hub.state.behaviour["m-Q4_K_M.gguf"] = "garbage"
+    with pytest.raises(HubError, match="m-Q4_K_M.gguf"):
+        resolve("test/noise-GGUF", tmp_path / "scratch")
+
+
 def test_a_download_longer_than_listed_stops_at_the_listed_size(hub, tmp_path, tiny_llama):
     hub.state.repos["test/tiny-GGUF"] = Repo(files={"tiny-F32.gguf": tiny_llama})
     repo = list_repo("test/tiny-GGUF")

@@ -304,3 +304,13 @@ def test_a_folder_at_a_store_path_is_damage_on_read_and_a_warning_on_write(tmp_p
     figs = TokenFigures(np.zeros(120), np.ones(120), np.ones(120, np.uint8))
     with pytest.raises(StoreWriteError, match="measured again next time"):
         store.save_token_figures("cand", "key", figs)
+
+
+def test_a_fifo_at_the_figures_path_does_not_hang(tmp_path):
+    os.mkfifo(tmp_path / "kld-cand-vs-key.npz")
+    done = threading.Event()
+    result = []
+    threading.Thread(target=lambda: (result.append(QualityStore(tmp_path).token_figures("cand", "key", 120)),
+                                     done.set()), daemon=True).start()
+    assert done.wait(5), "reading a FIFO would block forever"
+    assert result == [None]
