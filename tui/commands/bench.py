@@ -15,6 +15,7 @@ from tui.engine.errors import failure_text
 from tui.engine.protocol import Loaded
 from tui.engine.settings import MAX_CTX, LoadSettings
 from tui.engine.status import cpu_only_warning
+from tui.fit.budget import MemoryBudget
 from tui.fit.overhead import remember_from_load
 from tui.models.gguf_info import GgufError, check_model_file
 from tui.monitor.contention import ContentionMeter
@@ -173,9 +174,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"vramdeck bench: {k}: {v}", file=sys.stderr)
         return 2
     if settings.draft_model_path:
-        from tui.commands.fit import MARGIN_ARG, memory_budget
-
-        refused = draft_problem(settings, memory_budget(None, MARGIN_ARG, cpu_only_ok=True))
+        refused = draft_problem(settings, MemoryBudget.from_cli(None, cpu_only_ok=True))
         if refused:
             print(f"vramdeck bench: {refused}", file=sys.stderr)
             return 1

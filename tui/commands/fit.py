@@ -7,20 +7,16 @@ import json
 import sys
 from dataclasses import asdict
 
-import psutil
-
 from tui.commands.draft_args import add_draft_arguments, draft_changes
 from tui.engine.settings import KV_TYPES, LoadSettings
-from tui.fit.budget import FIT_MARGIN_BYTES, MemoryBudget, host_budget
+from tui.fit.budget import MARGIN_ARG, MemoryBudget
 from tui.fit.calibration import calibrate, start_calibration
 from tui.fit.estimate import DraftMemory, MemoryEstimate, draft_memory, rule_of_thumb
-from tui.fit.overhead import OverheadStore
 from tui.fit.search import fit_context, fit_layers
 from tui.models.gguf_info import GgufError
 from tui.models.model_info import load_model_info
 from tui.models.vocab import draft_vocab_problem
-from tui.monitor.nvml import NvmlSource
-from tui.units import format_bytes, format_params, parse_size
+from tui.units import format_bytes, format_params
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,38 +35,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--formula", action="store_true", help="skip llama.cpp's dry run (faster, rougher)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON, for scripts")
     add_draft_arguments(p)
-
-
-MARGIN_ARG = f"{FIT_MARGIN_BYTES // 2**20}MiB"
-
-
-class NoGpu(ValueError):
-    """No NVIDIA GPU to read and no --vram given (the message says how to plan for one)."""
-
-
-def memory_budget(vram: str | None, margin: str, cpu_only_ok: bool = False) -> MemoryBudget:
-    """The budget from the command line: --vram sizes (else the free VRAM NVML reports), the
-    GPU overheads measured on this machine, the host RAM available now. ValueError for a bad size;
-    NoGpu when there is no GPU and no --vram (unless `cpu_only_ok`: then a
-    budget of host RAM alone)."""
-    gpus, status = NvmlSource().read(memory_only=True)
-    names = [g.name for g in gpus]
-    if vram:
-        sizes: tuple[int | None, ...] = tuple(parse_size(x) for x in vram.split(","))
-        names = (names + [names[-1] if names else "GPU"] * len(sizes))[:len(sizes)]
-        source = "given with --vram"
-    elif gpus:
-        sizes, source = tuple(g.memory_free_bytes or 0 for g in gpus), "free VRAM now (NVML)"
-    elif cpu_only_ok:
-        return MemoryBudget(host=host_budget(psutil.virtual_memory().available),
-                            margin=parse_size(margin),
-                            source=f"{status or 'no NVIDIA GPU found'}: the CPU alone")
-    else:
-        raise NoGpu(f"{status or 'no NVIDIA GPU found'}; give a budget with --vram 24GiB to "
-                    f"plan for one")
-    return MemoryBudget(gpus=sizes, overheads=OverheadStore().for_gpus(names),
-                        host=host_budget(psutil.virtual_memory().available),
-                        margin=parse_size(margin), names=tuple(names), source=source)
 
 
 def table(e: MemoryEstimate) -> list[str]:
@@ -114,7 +78,7 @@ def main(args: argparse.Namespace) -> int:
     pending_draft = (start_calibration(draft_info, settings.draft_settings(), use_dry_run=not args.formula)
                      if draft_info else None)
     try:
-        budget = memory_budget(args.vram, args.margin)
+        budget = MemoryBudget.from_cli(args.vram, args.margin)
     except ValueError as exc:
         print(f"vramdeck fit: {exc}", file=sys.stderr)
         return 2

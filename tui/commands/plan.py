@@ -10,9 +10,8 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from tui.commands.fit import MARGIN_ARG, memory_budget
 from tui.engine.settings import KV_TYPES, LoadSettings
-from tui.fit.budget import MemoryBudget
+from tui.fit.budget import MARGIN_ARG, MemoryBudget
 from tui.models.discovery import default_locations
 from tui.plan.bandwidth import gpu_bandwidth, machine_speeds
 from tui.plan.hub import HubError, set_timeouts
@@ -115,7 +114,7 @@ def main(args: argparse.Namespace) -> int:
             if not args.timeout > 0:
                 raise ValueError("--timeout must be a number of seconds above 0")
             set_timeouts(args.timeout)
-        budget = memory_budget(args.vram, args.margin, cpu_only_ok=True)
+        budget = MemoryBudget.from_cli(args.vram, args.margin, cpu_only_ok=True)
         base = LoadSettings(model_path="", n_ctx=args.ctx, type_k=args.kv, type_v=args.kv,
                             flash_attn=args.flash_attn)
     except ValueError as exc:

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from tui.charts import bar
-from tui.commands.fit import MARGIN_ARG, memory_budget
 from tui.engine.settings import LoadSettings, compact
+from tui.fit.budget import MARGIN_ARG, MemoryBudget
 from tui.fit.calibration import calibrate
 from tui.models.discovery import default_locations
 from tui.models.gguf_info import GgufError
@@ -119,7 +119,7 @@ def main(args: argparse.Namespace) -> int:
         if args.reference:
             load_model_info(args.reference)
         time_budget = parse_duration(args.time_budget)
-        budget = memory_budget(args.vram, args.margin, cpu_only_ok=True)
+        budget = MemoryBudget.from_cli(args.vram, args.margin, cpu_only_ok=True)
     except (GgufError, ValueError) as exc:
         print(f"vramdeck tune: {exc}", file=sys.stderr)
         return 2

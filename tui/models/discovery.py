@@ -56,11 +56,18 @@ class ScanResult:
     """Headers actually read this scan (the rest came from the cache)."""
 
 
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache, as huggingface_hub finds it (HF_HUB_CACHE, HF_HOME), read at
+    call time: where discovery looks and where `pull` writes."""
+    env = os.environ
+    hf_home = Path(env.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    return Path(env.get("HF_HUB_CACHE", env.get("HUGGINGFACE_HUB_CACHE", hf_home / "hub")))
+
+
 def default_locations(model_dirs: Sequence[str | Path] | None = None) -> list[Location]:
     home = Path.home()
     env = os.environ
-    hf_home = Path(env.get("HF_HOME", home / ".cache" / "huggingface"))
-    hf = Path(env.get("HF_HUB_CACHE", env.get("HUGGINGFACE_HUB_CACHE", hf_home / "hub")))
+    hf = hf_cache_dir()
     locations = [Location(Path(p).expanduser(), "folder") for p in (model_dirs or [home / "models"])]
     locations += [
         Location(hf, "huggingface"),

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tui.files import private_dir
+from tui.models.discovery import hf_cache_dir
 from tui.models.gguf_info import GgufError, GgufHeader, parse_header_bytes
 from tui.plan.hub_values import (
     HubValueError,
@@ -316,9 +317,7 @@ class Progress:
 
 
 def cache_dir() -> Path:
-    env = os.environ
-    hf_home = Path(env.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
-    return Path(env.get("HF_HUB_CACHE", env.get("HUGGINGFACE_HUB_CACHE", hf_home / "hub")))
+    return hf_cache_dir()
 
 
 def repo_folder(repo_id: str) -> Path:
