@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tui.engine.client import EngineClient  # noqa: E402
 from tui.engine.protocol import Loaded  # noqa: E402
 from tui.engine.settings import LoadSettings  # noqa: E402
+from tui.fit.budget import MemoryBudget
 from tui.fit.calibration import calibrate  # noqa: E402
 from tui.fit.estimate import estimate, formula_calibration, rule_of_thumb  # noqa: E402
 from tui.fit.overhead import measured_overhead  # noqa: E402
@@ -71,13 +72,14 @@ async def main() -> None:
         budget = parse_size(args.fit_vram)
         t = time.perf_counter()
         cal = calibrate(info, base)
-        fit = fit_layers(info, base, cal, (budget,), (overhead,), margin=0)
+        fit = fit_layers(info, base, cal, MemoryBudget(gpus=(budget,), overheads=(overhead,), margin=0))
         fit_s = time.perf_counter() - t
         n = fit.estimate.n_gpu_layers
         rows = {}
         for label, ngl in (("fit", n), ("fit+1", n + 1)):
             measured, extra = await measure(client, base.with_changes(n_gpu_layers=ngl))
-            predicted = estimate(info, base.with_changes(n_gpu_layers=ngl), cal, (budget,), (overhead,)).gpus[0].total
+            predicted = estimate(info, base.with_changes(n_gpu_layers=ngl), cal,
+                                 MemoryBudget(gpus=(budget,), overheads=(overhead,))).gpus[0].total
             rows[label] = {"n_gpu_layers": ngl, "predicted": predicted, "measured": measured,
                            "under_budget": measured is not None and measured <= budget}
             print(f"{label}: ngl={ngl} predicted {predicted / MIB:.0f} MiB measured "
@@ -96,7 +98,7 @@ async def main() -> None:
             cal_s = time.perf_counter() - t
             for ngl in (int(x) for x in args.ngl.split(",")):
                 s = s0.with_changes(n_gpu_layers=ngl)
-                predicted = estimate(info, s, cal, (None,), (overhead,)).gpus[0].total
+                predicted = estimate(info, s, cal, MemoryBudget(gpus=(None,), overheads=(overhead,))).gpus[0].total
                 measured, extra = await measure(client, s)
                 if measured is None:
                     print(f"ngl={ngl} kv={kv} ctx={ctx}: load failed {extra}", flush=True)

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tui.tune.run as run  # noqa: E402
 from tui.engine.settings import LoadSettings  # noqa: E402
+from tui.fit.budget import MemoryBudget
 from tui.fit.calibration import calibrate  # noqa: E402
 from tui.fit.estimate import estimate  # noqa: E402
 from tui.fit.overhead import DEFAULT_GPU_OVERHEAD  # noqa: E402
@@ -37,7 +38,8 @@ MARGIN = 256 * 1024**2
 
 
 def sweep_candidates(info, base, budgets, overheads, host):
-    tuned, _ = tune_candidates([info], base, calibrate, budgets, overheads, MARGIN, host)
+    tuned, _ = tune_candidates([info], base, calibrate,
+        MemoryBudget(gpus=budgets, overheads=overheads, margin=MARGIN, host=host))
     max_fit = {(c.settings.type_k, c.settings.flash_attn, c.settings.n_ubatch): c.estimate.n_gpu_layers
                for c in tuned}
     out = []
@@ -51,7 +53,7 @@ def sweep_candidates(info, base, budgets, overheads, host):
                 top = max_fit.get((kv, flash, ub), -1)
                 for ngl in sorted(set(range(0, top + 1, 4)) | ({top} if top >= 0 else set())):
                     s = s0.with_changes(n_gpu_layers=ngl)
-                    e = estimate(info, s, cal, budgets, overheads, host_budget=host)
+                    e = estimate(info, s, cal, MemoryBudget(gpus=budgets, overheads=overheads, host=host))
                     if all(g.total + MARGIN <= (g.budget or 0) for g in e.gpus):
                         out.append(Candidate(s, info, e))
     return out
@@ -70,7 +72,8 @@ def main() -> None:
     budgets, overheads = (parse_size(args.vram),), (DEFAULT_GPU_OVERHEAD,)
     base = LoadSettings(model_path=str(model), n_ctx=4096)
     if args.part == "tune":
-        candidates, _ = tune_candidates([info], base, calibrate, budgets, overheads, MARGIN, None)
+        candidates, _ = tune_candidates([info], base, calibrate,
+            MemoryBudget(gpus=budgets, overheads=overheads, margin=MARGIN))
     else:
         candidates = sweep_candidates(info, base, budgets, overheads, None)
     out = open(args.out, "a", encoding="utf-8")

@@ -48,14 +48,15 @@ def test_moe_header_counts_the_expert_bytes_of_each_block(tiny_moe):
 
 
 def test_moe_experts_on_the_cpu_move_in_the_estimate(tiny_moe):
+    from tui.fit.budget import MemoryBudget
     from tui.fit.estimate import estimate, formula_calibration
     from tui.models.model_info import load_model_info
 
     info = load_model_info(tiny_moe)
     s = LoadSettings(model_path=str(tiny_moe), n_ctx=512)
     cal = formula_calibration(info, s)
-    base = estimate(info, s, cal, (24 * 2**30,), (0,))
-    moved = estimate(info, s.with_changes(n_cpu_moe=3), cal, (24 * 2**30,), (0,))
+    base = estimate(info, s, cal, MemoryBudget(gpus=(24 * 2**30,), overheads=(0,)))
+    moved = estimate(info, s.with_changes(n_cpu_moe=3), cal, MemoryBudget(gpus=(24 * 2**30,), overheads=(0,)))
     experts = 3 * info.block_expert_bytes[0]
     assert base.gpus[0].weights - moved.gpus[0].weights == experts
     assert moved.host.weights - base.host.weights == experts

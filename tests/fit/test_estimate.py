@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tui.engine.settings import LoadSettings
+from tui.fit.budget import MemoryBudget
 from tui.fit.estimate import (
     Calibration,
     estimate,
@@ -49,7 +50,7 @@ def test_tensor_split_divides_offloaded_layers_in_proportion():
 
 def test_70b_weights_follow_the_tensor_table(info70):
     s = LoadSettings(model_path=info70.path, n_gpu_layers=41, n_ctx=4096)
-    e = estimate(info70, s, cal(info70, s), (24 * GiB,), (512 * MiB,))
+    e = estimate(info70, s, cal(info70, s), MemoryBudget(gpus=(24 * GiB,), overheads=(512 * MiB,), margin=0))
     gpu, host = e.gpus[0], e.host
     assert gpu.weights == info70.output_bytes + sum(info70.block_bytes[-40:])
     assert host.weights == info70.input_bytes + sum(info70.block_bytes[:40])
@@ -75,7 +76,7 @@ def test_context_is_padded_like_llama_cpp():
 def test_fit_24gib_on_70b_chooses_the_largest_layer_count_under_budget(info70):
     s = LoadSettings(model_path=info70.path, n_ctx=4096)
     c = cal(info70, s)
-    r = fit_layers(info70, s, c, (24 * GiB,), (522 * MiB,))
+    r = fit_layers(info70, s, c, MemoryBudget(gpus=(24 * GiB,), overheads=(522 * MiB,), margin=0))
     assert r.gpu_fits and 40 <= r.estimate.n_gpu_layers <= 50
     assert r.estimate.gpus[0].total <= 24 * GiB
     assert r.next_estimate.gpus[0].total > 24 * GiB
@@ -83,21 +84,23 @@ def test_fit_24gib_on_70b_chooses_the_largest_layer_count_under_budget(info70):
 
 def test_fit_says_when_not_even_zero_layers_fit(info70):
     s = LoadSettings(model_path=info70.path, n_ctx=4096)
-    r = fit_layers(info70, s, cal(info70, s), (256 * MiB,), (522 * MiB,))
+    r = fit_layers(info70, s, cal(info70, s), MemoryBudget(gpus=(256 * MiB,), overheads=(522 * MiB,), margin=0))
     assert not r.gpu_fits and r.settings.n_gpu_layers == 0
 
 
 def test_host_ram_that_is_too_small_is_reported(info70):
     s = LoadSettings(model_path=info70.path, n_ctx=4096)
-    r = fit_layers(info70, s, cal(info70, s), (8 * GiB,), (522 * MiB,), host_budget=16 * GiB)
+    r = fit_layers(info70, s, cal(info70, s),
+        MemoryBudget(gpus=(8 * GiB,), overheads=(522 * MiB,), margin=0, host=16 * GiB))
     assert r.gpu_fits and not r.host_fits
 
 
 def test_two_gpus_hold_more_layers_than_one(info70):
     s = LoadSettings(model_path=info70.path, n_ctx=4096, tensor_split=(1.0, 1.0))
     c = cal(info70, s)
-    one = fit_layers(info70, s.with_changes(tensor_split=()), c, (24 * GiB,), (522 * MiB,))
-    two = fit_layers(info70, s, c, (24 * GiB, 24 * GiB), (522 * MiB, 522 * MiB))
+    one = fit_layers(info70, s.with_changes(tensor_split=()), c,
+        MemoryBudget(gpus=(24 * GiB,), overheads=(522 * MiB,), margin=0))
+    two = fit_layers(info70, s, c, MemoryBudget(gpus=(24 * GiB, 24 * GiB), overheads=(522 * MiB, 522 * MiB), margin=0))
     assert two.estimate.n_gpu_layers == 81 > one.estimate.n_gpu_layers
     assert all(g.total <= 24 * GiB for g in two.estimate.gpus)
 
@@ -108,8 +111,9 @@ def test_two_gpus_hold_more_layers_than_one(info70):
 def test_more_vram_never_gives_fewer_layers(info70, small, extra, kv, ctx, margin):
     s = LoadSettings(model_path=info70.path, n_ctx=ctx, type_k=kv, type_v=kv)
     c = cal(info70, s)
-    a = fit_layers(info70, s, c, (small * GiB,), (522 * MiB,), margin * MiB)
-    b = fit_layers(info70, s, c, ((small + extra) * GiB,), (522 * MiB,), margin * MiB)
+    a = fit_layers(info70, s, c, MemoryBudget(gpus=(small * GiB,), overheads=(522 * MiB,), margin=margin * MiB))
+    b = fit_layers(info70, s, c,
+        MemoryBudget(gpus=((small + extra) * GiB,), overheads=(522 * MiB,), margin=margin * MiB))
     assert b.estimate.n_gpu_layers >= a.estimate.n_gpu_layers
     if a.gpu_fits:
         assert a.estimate.gpus[0].total + margin * MiB <= small * GiB
@@ -118,9 +122,11 @@ def test_more_vram_never_gives_fewer_layers(info70, small, extra, kv, ctx, margi
 def test_fit_context_finds_the_longest_context_that_fits(info70):
     s = LoadSettings(model_path=info70.path, n_ctx=4096, n_gpu_layers=-1)
     c = cal(info70, s)
-    longer = fit_context(info70, s, c, (48 * GiB,), (522 * MiB,))
+    longer = fit_context(info70, s, c, MemoryBudget(gpus=(48 * GiB,), overheads=(522 * MiB,), margin=0))
     assert 4096 < longer.n_ctx <= info70.n_ctx_train and longer.n_ctx % 256 == 0
     c2 = cal(info70, longer)
-    assert estimate(info70, longer, c2, (48 * GiB,), (522 * MiB,)).gpus[0].total <= 48 * GiB
+    assert estimate(info70, longer, c2,
+        MemoryBudget(gpus=(48 * GiB,), overheads=(522 * MiB,), margin=0)).gpus[0].total <= 48 * GiB
     one_more = longer.with_changes(n_ctx=longer.n_ctx + 256)
-    assert estimate(info70, one_more, cal(info70, one_more), (48 * GiB,), (522 * MiB,)).gpus[0].total > 48 * GiB
+    assert estimate(info70, one_more, cal(info70, one_more),
+                    MemoryBudget(gpus=(48 * GiB,), overheads=(522 * MiB,), margin=0)).gpus[0].total > 48 * GiB

@@ -71,6 +71,5 @@ def test_the_70b_plan_at_24gib(sparse_70b, tmp_path):
         write_sparse(head, retyped(source, targets[quant].tensor_types), written)
         info = load_model_info(written)
         assert info.file_size == by[quant].file_bytes
-        fit = fit_layers(info, base.with_changes(model_path=str(written)), cal, budget.gpus,
-                         budget.overheads, budget.margin, budget.host)
+        fit = fit_layers(info, base.with_changes(model_path=str(written)), cal, budget)
         assert fit.estimate.n_gpu_layers == by[quant].n_gpu_layers, quant

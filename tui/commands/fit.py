@@ -82,22 +82,21 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"vramdeck fit: {exc}", file=sys.stderr)
         return 2
-    gpu_budgets, overheads, margin, host_budget = budget.gpus, budget.overheads, budget.margin, budget.host
+    gpu_budgets, margin, host_budget = budget.gpus, budget.margin, budget.host
     budget_source = budget.source
     calibration = pending()
     draft: DraftMemory | None = None
     alone = None
     if draft_info is not None and pending_draft is not None:
         draft = draft_memory(draft_info, settings.draft_settings(), pending_draft(), len(gpu_budgets))
-        alone = fit_layers(info, settings, calibration, gpu_budgets, overheads, margin, host_budget)
-    result = fit_layers(info, settings, calibration, gpu_budgets, overheads, margin, host_budget, draft)
+        alone = fit_layers(info, settings, calibration, budget)
+    result = fit_layers(info, settings, calibration, budget, draft)
     if args.max_ctx and result.gpu_fits:
         target = result.estimate.n_gpu_layers  # keep these layers; grow the context around them
-        settings = fit_context(info, result.settings, calibration, gpu_budgets, overheads, margin,
-                               host_budget, draft)
+        settings = fit_context(info, result.settings, calibration, budget, draft)
         for _ in range(8):  # check with llama.cpp at that context; step down if it disagrees
             calibration = calibrate(info, settings, use_dry_run=not args.formula)
-            result = fit_layers(info, settings, calibration, gpu_budgets, overheads, margin, host_budget, draft)
+            result = fit_layers(info, settings, calibration, budget, draft)
             if result.estimate.n_gpu_layers >= target or settings.n_ctx <= 256:
                 break
             settings = settings.with_changes(n_ctx=max(256, (settings.n_ctx * 15 // 16) // 256 * 256))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tui.engine.settings import LoadSettings
-from tui.fit.budget import FIT_MARGIN_BYTES
+from tui.fit.budget import MemoryBudget
 from tui.fit.estimate import formula_calibration
 from tui.fit.search import fit_layers
 from tui.models.model_info import ModelInfo
@@ -19,15 +19,13 @@ class FitBadge:
     text: str
 
 
-def fit_badge(info: ModelInfo, settings: LoadSettings, gpu_budgets: tuple[int | None, ...],
-              gpu_overheads: tuple[int, ...], host_budget: int | None,
-              margin: int = FIT_MARGIN_BYTES) -> FitBadge:
+def fit_badge(info: ModelInfo, settings: LoadSettings, budget: MemoryBudget) -> FitBadge:
     """The most layers of `info` that fit with `settings`' context, KV type and batch sizes.
 
     Uses the formula (arithmetic only, no dry run) so a list of many models stays instant."""
     s = settings.with_changes(model_path=info.path)
-    result = fit_layers(info, s, formula_calibration(info, s), gpu_budgets, gpu_overheads, margin,
-                        host_budget)
+    result = fit_layers(info, s, formula_calibration(info, s), budget)
+    gpu_budgets = budget.gpus
     top = info.n_layer + 1
     if not result.host_fits or (gpu_budgets and not result.gpu_fits):
         return FitBadge("none", "✗ too big")

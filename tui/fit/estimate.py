@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 
 from tui.engine.settings import ALL_LAYERS, LoadSettings
+from tui.fit.budget import MemoryBudget
 from tui.models.model_info import ModelInfo
 
 MIB = 1024**2
@@ -90,7 +91,7 @@ class DraftMemory:
 
 def draft_memory(info: ModelInfo, draft_settings: LoadSettings, calibration: Calibration,
                  n_gpus: int) -> DraftMemory:
-    e = estimate(info, draft_settings, calibration, gpu_budgets=(None,) * n_gpus, host_overhead=0)
+    e = estimate(info, draft_settings, calibration, MemoryBudget(gpus=(None,) * n_gpus), host_overhead=0)
     return DraftMemory(gpus=tuple(g.weights + g.kv + g.compute for g in e.gpus),
                        host=e.host.weights + e.host.kv + e.host.compute, name=info.name or info.path)
 
@@ -154,12 +155,12 @@ def formula_calibration(info: ModelInfo, s: LoadSettings) -> Calibration:
                        host_compute=ub * info.n_embd * 4 * 8 + attention, source="formula")
 
 
-def estimate(info: ModelInfo, s: LoadSettings, calibration: Calibration,
-             gpu_budgets: tuple[int | None, ...] = (), gpu_overheads: tuple[int, ...] = (),
-             host_budget: int | None = None, host_overhead: int = 400 * MIB,
-             draft: DraftMemory | None = None) -> MemoryEstimate:
-    """Memory per GPU and on the host for `s` (and its draft model, if given). `gpu_budgets`
-    gives the number of GPUs."""
+def estimate(info: ModelInfo, s: LoadSettings, calibration: Calibration, budget: MemoryBudget | None = None,
+             host_overhead: int = 400 * MIB, draft: DraftMemory | None = None) -> MemoryEstimate:
+    """Memory per GPU and on the host for `s` (and its draft model, if given), against `budget`,
+    whose GPUs say how many there are (none: no budget, no GPU)."""
+    budget = budget or MemoryBudget()
+    gpu_budgets, gpu_overheads, host_budget = budget.gpus, budget.overheads, budget.host
     n_gpus = len(gpu_budgets)
     devices = layer_devices(info.n_layer, s.n_gpu_layers, n_gpus, s.tensor_split)
     weights = [0] * n_gpus

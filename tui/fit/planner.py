@@ -98,12 +98,10 @@ class Planner:
         if draft_info is not None and settings.draft_model_path:
             ds = settings.draft_settings()
             draft = draft_memory(draft_info, ds, formula_calibration(draft_info, ds), len(budget.gpus))
-        est = estimate(info, settings, calibration, budget.gpus, budget.overheads,
-                       host_budget=budget.host, draft=draft)
+        est = estimate(info, settings, calibration, budget, draft=draft)
         layers = self._layers(info, settings, len(budget.gpus), tried)
         if draft is not None and draft_info is not None and budget.gpus:
-            alone = fit_layers(info, settings.without_draft(), calibration, budget.gpus, budget.overheads,
-                               budget.margin, budget.host)
+            alone = fit_layers(info, settings.without_draft(), calibration, budget)
             layers = replace(layers, speculative=self._speculative(
                 info, settings, draft_info, alone.settings, len(budget.gpus), tried, acceptance))
         return Plan(settings=settings, estimate=est,

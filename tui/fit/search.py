@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tui.engine.settings import ALL_LAYERS, LoadSettings
+from tui.fit.budget import MemoryBudget
 from tui.fit.estimate import Calibration, DraftMemory, MemoryEstimate, estimate, formula_calibration, padded_ctx
 from tui.models.model_info import ModelInfo
 
@@ -26,17 +27,16 @@ def _fits_gpus(est: MemoryEstimate, margin: int) -> bool:
     return all(g.budget is None or g.total + margin <= g.budget for g in est.gpus)
 
 
-def fit_layers(info: ModelInfo, s: LoadSettings, calibration: Calibration,
-               gpu_budgets: tuple[int | None, ...], gpu_overheads: tuple[int, ...],
-               margin: int = 0, host_budget: int | None = None,
+def fit_layers(info: ModelInfo, s: LoadSettings, calibration: Calibration, budget: MemoryBudget,
                draft: DraftMemory | None = None) -> FitResult:
-    """The largest n_gpu_layers whose estimate fits every GPU budget with `margin` to spare
-    (beside the draft model, when there is one: its memory comes first).
+    """The largest n_gpu_layers whose estimate fits every GPU of `budget` with its margin to
+    spare (beside the draft model, when there is one: its memory comes first).
 
     Monotone by construction: a larger budget admits every layer count a smaller one did."""
+    margin = budget.margin
+
     def est(n: int) -> MemoryEstimate:
-        return estimate(info, s.with_changes(n_gpu_layers=n), calibration, gpu_budgets,
-                        gpu_overheads, host_budget=host_budget, draft=draft)
+        return estimate(info, s.with_changes(n_gpu_layers=n), calibration, budget, draft=draft)
 
     top = info.n_layer + 1
     chosen, chosen_est = None, None
@@ -71,18 +71,15 @@ def scaled_calibration(info: ModelInfo, s: LoadSettings, calibration: Calibratio
                    gpu_compute_none=moved("gpu_compute_none"), host_compute=moved("host_compute"))
 
 
-def fit_context(info: ModelInfo, s: LoadSettings, calibration: Calibration,
-                gpu_budgets: tuple[int | None, ...], gpu_overheads: tuple[int, ...],
-                margin: int = 0, host_budget: int | None = None,
+def fit_context(info: ModelInfo, s: LoadSettings, calibration: Calibration, budget: MemoryBudget,
                 draft: DraftMemory | None = None) -> LoadSettings:
     """With s.n_gpu_layers fixed, the longest context (a multiple of 256, at most the trained
     context) that fits, by `scaled_calibration`. Callers with llama.cpp at hand should check the
     answer with a fresh calibration (the `fit` command does)."""
     def fits(n_ctx: int) -> bool:
         c = scaled_calibration(info, s, calibration, n_ctx)
-        e = estimate(info, s.with_changes(n_ctx=n_ctx), c, gpu_budgets, gpu_overheads,
-                     host_budget=host_budget, draft=draft)
-        return _fits_gpus(e, margin)
+        e = estimate(info, s.with_changes(n_ctx=n_ctx), c, budget, draft=draft)
+        return _fits_gpus(e, budget.margin)
 
     lo, hi = 1, max(1, (info.n_ctx_train or padded_ctx(s.n_ctx, 0)) // 256)
     if not fits(256):

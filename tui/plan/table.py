@@ -98,13 +98,11 @@ def plan_rows(targets: dict[str, QuantTarget | str], base: LoadSettings, calibra
             continue
         info = target.info
         s = base.with_changes(model_path=info.path or base.model_path)
-        fit = fit_layers(info, s, calibration, budget.gpus, budget.overheads, budget.margin,
-                         budget.host)
+        fit = fit_layers(info, s, calibration, budget)
         e = fit.estimate
         max_ctx = None
         if n_gpus and fit.gpu_fits and e.n_gpu_layers >= info.n_layer + 1:
-            max_ctx = fit_context(info, fit.settings, calibration, budget.gpus, budget.overheads,
-                                  budget.margin, budget.host).n_ctx
+            max_ctx = fit_context(info, fit.settings, calibration, budget).n_ctx
         tg, pp, bound = predict(target, fit.settings, n_gpus, speeds)
         rows.append(QuantRow(quant=quant, file_bytes=target.file_bytes,
                              bits_per_weight=info.bits_per_weight, needs_imatrix=target.needs_imatrix,

@@ -283,8 +283,8 @@ class TunerScreen(VramdeckScreen):
     def update_badges(self) -> None:
         """Each model's badge: how many of its layers fit with the draft's context settings."""
         base = self.draft or LoadSettings(model_path="")
-        budgets, overheads, host = self._budgets()
-        self._badges_for = (context_key(base.with_changes(model_path="")), len(budgets))
+        budget = self._budget()
+        self._badges_for = (context_key(base.with_changes(model_path="")), len(budget.gpus))
         entries = []
         for m in self.models:
             info = m.info
@@ -292,7 +292,7 @@ class TunerScreen(VramdeckScreen):
                 entries.append(ModelEntry(m.path, m.name, short_reason(m.error or ""), "✗", "broken",
                                           usable=False))
                 continue
-            badge = fit_badge(info, base, budgets, overheads, host)
+            badge = fit_badge(info, base, budget)
             detail = f"{info.quant} {format_bytes(m.size_bytes, 0)}"
             entries.append(ModelEntry(m.path, m.name, detail, badge.text, badge.kind))
         current = self.draft.model_path if self.draft else None
@@ -332,10 +332,6 @@ class TunerScreen(VramdeckScreen):
         return MemoryBudget.from_sample(
             self.app.sample, store.for_gpus if store else
             (lambda names: tuple(DEFAULT_GPU_OVERHEAD for _ in names)))
-
-    def _budgets(self) -> tuple[tuple[int | None, ...], tuple[int, ...], int | None]:
-        b = self._budget()
-        return b.gpus, b.overheads, b.host
 
     def _plan(self) -> Plan | None:
         """The plan of the draft as it is now (made again if the draft or the machine changed)."""
@@ -472,11 +468,11 @@ class TunerScreen(VramdeckScreen):
             self.notify("Open a model first.", severity="warning")
             return
         calibration = self.planner.calibration(self.info, self.draft)
-        budgets, overheads, host = self._budgets()
-        if not budgets:
+        budget = self._budget()  # its margin is FIT_MARGIN_BYTES
+        if not budget.gpus:
             self.notify("No NVIDIA GPU to fit: every layer runs on the CPU.", severity="warning")
             return
-        result = fit_layers(self.info, self.draft, calibration, budgets, overheads, FIT_MARGIN_BYTES, host)
+        result = fit_layers(self.info, self.draft, calibration, budget)
         if not result.gpu_fits:
             self.notify("Not even 0 layers fit: the compute buffer and the CUDA context alone are "
                         "larger than the free VRAM. Shorten the context or lower n_ubatch.",

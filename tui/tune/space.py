@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import psutil
 
 from tui.engine.settings import LoadSettings
+from tui.fit.budget import MemoryBudget
 from tui.fit.estimate import Calibration, MemoryEstimate, draft_memory, estimate
 from tui.fit.search import fit_layers
 from tui.models.model_info import ModelInfo, load_model_info
@@ -47,9 +48,7 @@ def thread_choices() -> tuple[int, ...]:
 
 
 def tune_candidates(infos: list[ModelInfo], base: LoadSettings,
-                    calibrate: Callable[[ModelInfo, LoadSettings], Calibration],
-                    gpu_budgets: tuple[int | None, ...], gpu_overheads: tuple[int, ...],
-                    margin: int, host_budget: int | None,
+                    calibrate: Callable[[ModelInfo, LoadSettings], Calibration], budget: MemoryBudget,
                     kv_choices=KV_CHOICES, flash_choices=FLASH_CHOICES,
                     ubatch_choices=UBATCH_CHOICES) -> tuple[list[Candidate], list[str]]:
     """The candidates worth measuring, most promising first, and what was pruned and why."""
@@ -65,9 +64,9 @@ def tune_candidates(infos: list[ModelInfo], base: LoadSettings,
                                           flash_attn=flash, n_ubatch=ub,
                                           n_batch=max(base.n_batch, ub), n_threads=None)
                     cal = calibrate(info, s)
-                    result = fit_layers(info, s, cal, gpu_budgets, gpu_overheads, margin, host_budget)
+                    result = fit_layers(info, s, cal, budget)
                     name = info.path.rsplit("/", 1)[-1]
-                    if not result.host_fits or (gpu_budgets and not result.gpu_fits):
+                    if not result.host_fits or (budget.gpus and not result.gpu_fits):
                         pruned.append(f"{name} KV {kv} fa {flash} ub {ub}: does not fit even "
                                       "with 0 layers on the GPU")
                         continue
@@ -79,7 +78,7 @@ def tune_candidates(infos: list[ModelInfo], base: LoadSettings,
 
 
 def cpu_candidates(infos: list[ModelInfo], base: LoadSettings, calibration: Callable[[ModelInfo, LoadSettings],
-                   Calibration], host_budget: int | None) -> tuple[list[Candidate], list[str]]:
+                   Calibration], budget: MemoryBudget) -> tuple[list[Candidate], list[str]]:
     """With no GPU: what matters on the CPU, no GPU layers. KV type, flash attention and n_ubatch
     first (at the default threads), most promising first; thread counts come after (`cpu_extra`)."""
     out: list[Candidate] = []
@@ -92,7 +91,7 @@ def cpu_candidates(infos: list[ModelInfo], base: LoadSettings, calibration: Call
                 for ub in (512, 128):
                     s = base.with_changes(model_path=info.path, n_gpu_layers=0, type_k=kv, type_v=kv,
                                           flash_attn=flash, n_ubatch=ub, n_batch=max(base.n_batch, ub))
-                    e = estimate(info, s, calibration(info, s), (), (), host_budget=host_budget)
+                    e = estimate(info, s, calibration(info, s), MemoryBudget(host=budget.host))
                     if not e.host.fits:
                         pruned.append(f"{info.path.rsplit('/', 1)[-1]} KV {kv} fa {flash} ub {ub}: "
                                       "does not fit the RAM available")
@@ -108,7 +107,7 @@ def mlock_allowed(info: ModelInfo) -> bool:
     return os.geteuid() == 0 or soft == resource.RLIM_INFINITY or soft >= info.tensor_bytes
 
 
-def cpu_extra(best: Candidate, host_budget: int | None) -> list[Candidate]:
+def cpu_extra(best: Candidate, budget: MemoryBudget) -> list[Candidate]:
     """Around the best CPU set-up: generation threads (physical cores, half, one less), batch
     threads on every logical CPU, reading the file instead of mapping it, and locking it in RAM
     (mlock: no page of it swapped out or dropped under memory pressure) where ulimit -l allows."""
@@ -121,11 +120,9 @@ def cpu_extra(best: Candidate, host_budget: int | None) -> list[Candidate]:
     return [Candidate(s, best.info, best.estimate) for s in options if s != best.settings]
 
 
-def with_threads(c: Candidate, threads: int, calibration: Calibration,
-                 gpu_budgets, gpu_overheads, host_budget) -> Candidate:
+def with_threads(c: Candidate, threads: int, calibration: Calibration, budget: MemoryBudget) -> Candidate:
     s = c.settings.with_changes(n_threads=threads)
-    return Candidate(s, c.info, estimate(c.info, s, calibration, gpu_budgets, gpu_overheads,
-                                         host_budget=host_budget))
+    return Candidate(s, c.info, estimate(c.info, s, calibration, budget))
 
 
 DRAFT_LENGTHS = (4, 8, 16)
@@ -135,8 +132,7 @@ free (layers on the CPU), long ones win when most drafts are kept."""
 
 def draft_candidates(best: Candidate, draft_path: str, draft_ngl: int,
                      calibrate: Callable[[ModelInfo, LoadSettings], Calibration],
-                     gpu_budgets: tuple[int | None, ...], gpu_overheads: tuple[int, ...],
-                     margin: int, host_budget: int | None) -> list[Candidate]:
+                     budget: MemoryBudget) -> list[Candidate]:
     """`best` with the draft model at each draft length, with the target layers the draft's
     memory leaves (the same fit, the draft's weights, KV and compute counted first)."""
     draft_info = load_model_info(draft_path)
@@ -145,9 +141,8 @@ def draft_candidates(best: Candidate, draft_path: str, draft_ngl: int,
         s = best.settings.with_changes(draft_model_path=draft_path, draft_n_gpu_layers=draft_ngl,
                                        draft_max=k, draft_min=0, draft_lookup=False)
         ds = s.draft_settings()
-        draft = draft_memory(draft_info, ds, calibrate(draft_info, ds), len(gpu_budgets))
-        result = fit_layers(best.info, s, calibrate(best.info, s), gpu_budgets, gpu_overheads, margin,
-                            host_budget, draft)
-        if result.host_fits and (not gpu_budgets or result.gpu_fits):
+        draft = draft_memory(draft_info, ds, calibrate(draft_info, ds), len(budget.gpus))
+        result = fit_layers(best.info, s, calibrate(best.info, s), budget, draft)
+        if result.host_fits and (not budget.gpus or result.gpu_fits):
             out.append(Candidate(result.settings, best.info, result.estimate))
     return out

@@ -46,8 +46,8 @@ class TuneStrategy:
         """What to measure first, and what the estimate pruned (in words)."""
         b = self.budget
         if self.cpu_only:
-            return cpu_candidates(infos, base, self.calibrate, b.host)
-        return tune_candidates(infos, base, self.calibrate, b.gpus, b.overheads, b.margin, b.host)
+            return cpu_candidates(infos, base, self.calibrate, b)
+        return tune_candidates(infos, base, self.calibrate, b)
 
     def extra(self, report: TuneReport) -> list[Candidate]:
         """What to measure once the first list is done: around the best so far. GgufError when
@@ -58,12 +58,11 @@ class TuneStrategy:
         best = ranked[0].candidate
         b = self.budget
         if self.cpu_only:
-            return cpu_extra(best, b.host)
+            return cpu_extra(best, b)
         more: list[Candidate] = []
         if not best.all_on_gpu:
             cal = self.calibrate(best.info, best.settings)
-            more = [with_threads(best, t, cal, b.gpus, b.overheads, b.host) for t in thread_choices()]
+            more = [with_threads(best, t, cal, b) for t in thread_choices()]
         if self.draft_path:
-            more += draft_candidates(best, self.draft_path, self.draft_n_gpu_layers, self.calibrate,
-                                     b.gpus, b.overheads, b.margin, b.host)
+            more += draft_candidates(best, self.draft_path, self.draft_n_gpu_layers, self.calibrate, b)
         return more
