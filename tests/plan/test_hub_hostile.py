@@ -256,3 +256,12 @@ def test_hostile_config_values_name_the_field(hub, tmp_path, text, field):
     hub.state.repos["meta/odd"] = Repo(files={"config.json": tmp_path / "config.json"})
     with pytest.raises(SourceError, match=field):
         resolve("meta/odd", tmp_path / "scratch")
+
+
+def test_pull_records_the_branch_it_fetched_not_always_main(hub, tmp_path, tiny_llama):
+    """Issue 26: pull wrote refs/main whatever revision it had fetched."""
+    hub.state.repos["test/tiny-GGUF"] = Repo(files={"tiny-F32.gguf": tiny_llama})
+    repo = list_repo("test/tiny-GGUF", revision="v2")
+    pull(repo, repo.models[0])
+    refs = hub_api.repo_folder("test/tiny-GGUF") / "refs"
+    assert (refs / "v2").read_text() == COMMIT and not (refs / "main").exists()
