@@ -77,7 +77,7 @@ def timeouts() -> HubTimeouts:
     except ValueError:
         return base
     if t > 0:
-        base = HubTimeouts(connect_s=min(t, base.connect_s), read_s=t, stall_s=max(2 * t, base.stall_s))
+        base = _for_read(t)
     if stall > 0:
         base = HubTimeouts(base.connect_s, base.read_s, stall)
     return base
@@ -86,7 +86,13 @@ def timeouts() -> HubTimeouts:
 def set_timeouts(read_s: float | None = None) -> None:
     """`--timeout S`: connect and read timeouts of S seconds (the stall window twice that)."""
     global _timeouts
-    _timeouts = None if read_s is None else HubTimeouts(min(read_s, 10.0), read_s, max(2 * read_s, 10.0))
+    _timeouts = None if read_s is None else _for_read(read_s)
+
+
+def _for_read(read_s: float) -> HubTimeouts:
+    """One rule for --timeout and VRAMDECK_HUB_TIMEOUT: connect within 10 s (or less), a stall
+    window of twice the read timeout (at least 10 s)."""
+    return HubTimeouts(connect_s=min(read_s, 10.0), read_s=read_s, stall_s=max(2 * read_s, 10.0))
 
 
 def _http_timeout():
