@@ -61,12 +61,13 @@ def _silent_callback():
 _SILENT = _silent_callback()
 
 
-def _load_all(demo_model, demo_ladder, threads: int):
+def _load_all(demo_model, demo_ladder, threads: int, n_batch: int = 2048):
     from tui.engine.host.runtime import LoadedModel
     from tui.models.gguf_info import check_model_file
 
     def load(path):
-        s = LoadSettings(model_path=str(path), n_ctx=4096, n_threads=threads, flash_attn="on")
+        s = LoadSettings(model_path=str(path), n_ctx=4096, n_threads=threads, flash_attn="on",
+                         n_batch=n_batch, n_ubatch=min(512, n_batch))
         return LoadedModel.load(s, check_model_file(path), lambda _f: None, lambda: [])
 
     return {"target": load(demo_model), "self": load(demo_model), "q2k": load(demo_ladder["Q2_K"]),
@@ -79,8 +80,12 @@ def models(llama, demo_model, demo_ladder):
     same in a batch as alone, so any difference in a greedy reply is vramdeck's. (Measured: with
     2 threads its attention splits the cache between threads for a single token once 256 are
     cached, and without flash attention a batch rounds differently from its second token on;
-    greedy replies with and without a draft may then part after a near-tie, as in llama.cpp.)"""
-    loaded = _load_all(demo_model, demo_ladder, threads=1)
+    greedy replies with and without a draft may then part after a near-tie, as in llama.cpp.)
+    Batches of 24 tokens at most: on some CPUs (an AMD EPYC here) llama.cpp multiplies a batch of
+    32 or more another way (a fresh decode of 114 tokens: 1 and 8 at a time equal, 64 at a time
+    off by 0.54 in a logit), and a prompt decoded whole would then differ from one decoded 8 at a
+    time."""
+    loaded = _load_all(demo_model, demo_ladder, threads=1, n_batch=24)
     yield loaded
     for m in loaded.values():
         m.free()
@@ -294,7 +299,8 @@ def test_a_long_chat_with_many_rejections_keeps_both_caches_right(models, llama)
         assert common >= stats.prompt_tokens
         held.cached = held.cached[:common]
         L.llama_memory_seq_rm(L.llama_get_memory(lm.ctx), 0, common, -1)
-        held._decode(tokens[common:])
+        for i in range(common, len(tokens), 8):  # within the batch size: see `models`
+            held._decode(tokens[i:i + 8])
         kept = np.array(logits_row(lm.ctx, -1, chat.n_vocab))
         fresh = models["self"] if lm is chat.lm else lm
         L.llama_memory_clear(L.llama_get_memory(fresh.ctx), True)
