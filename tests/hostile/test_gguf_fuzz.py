@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import random
 import struct
-import time
 import tracemalloc
 
 import pytest
@@ -22,9 +21,6 @@ from tui.models.gguf_info import GgufError, parse_header_bytes, read_header
 from tui.models.model_info import model_info
 
 CASES = int(os.environ.get("VRAMDECK_FUZZ_CASES", "400"))
-HANG_S = 10.0
-"""Only a hang fails here: a case parses in about 1 ms (20 ms for the demo's 49k tokens), and
-the quadratic and unbounded readers this suite caught took 30-150 s. Speed is benchmarked, not asserted."""
 BYTES_PER_CASE = 200 * 1024**2
 SPECIALS = (0, 1, 2, 7, 8, 9, 12, 13, 63, 64, 65, 255, 2**16, 2**31 - 1, 2**31, 2**32 - 1, 2**32,
             2**32 + 1, 2**40, 2**62, 2**63 - 1, 2**63, 2**64 - 1)
@@ -122,11 +118,9 @@ def _read(data: bytes, file_size: int) -> None:
 
 
 def parse_within_bounds(data: bytes, file_size: int, label: str, memory: bool = True) -> None:
-    """A hang is caught on a plain run, memory measured on a second one under tracemalloc."""
-    started = time.perf_counter()
+    """Parsed on a plain run (pytest's timeout catches a hang), memory measured on a second one
+    under tracemalloc."""
     _read(data, file_size)
-    elapsed = time.perf_counter() - started
-    assert elapsed < HANG_S, f"{label}: {elapsed:.2f} s, a hang"
     if not memory:
         return
     tracemalloc.start()
