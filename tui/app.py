@@ -14,7 +14,6 @@ from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import var
-from textual.theme import BUILTIN_THEMES
 
 from tui import __version__
 from tui.chat.conversation import DEFAULT_SYSTEM_PROMPT
@@ -38,14 +37,14 @@ from tui.palette import PaneActions, ProfileCommands
 from tui.profiles.store import ProfileStore
 from tui.safe_text import terminal_safe
 from tui.screens.chat import ChatScreen
-from tui.screens.help import HelpScreen
+from tui.screens.help import HelpScreen, help_dialogs
 from tui.screens.log import LogScreen
 from tui.screens.monitor import MonitorScreen
 from tui.screens.profile_actions import ProfileActions
 from tui.screens.settings import SettingsScreen
 from tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
 from tui.screens.tuner import TunerScreen
-from tui.themes import load_themes
+from tui.themes import load_themes, theme_order
 
 
 @dataclass
@@ -152,13 +151,8 @@ class VramdeckApp(App):
 
     # ------------------------------------------------------------------ settings, themes, help
 
-    def vramdeck_themes(self) -> list[str]:
-        return sorted(name for name in self.available_themes if name.startswith("vramdeck")) + \
-            sorted(n for n, t in self.available_themes.items()
-                   if not n.startswith("vramdeck") and n not in BUILTIN_THEMES)
-
     def action_next_theme(self) -> None:
-        names = self.vramdeck_themes()
+        names = theme_order(self.available_themes)
         i = names.index(self.theme) if self.theme in names else -1
         self.theme = names[(i + 1) % len(names)]
         self.notify(f"Theme: {self.theme}", timeout=2)
@@ -186,22 +180,7 @@ class VramdeckApp(App):
             self.notify(f"Settings not saved: {exc}", severity="error")
 
     def action_help(self) -> None:
-        from tui.screens.conversations import ConversationsScreen
-        from tui.screens.plan import PlanScreen
-        from tui.screens.profiles import ProfilesScreen
-        from tui.screens.result import ResultScreen
-        from tui.screens.tried import TriedScreen
-        from tui.screens.tune import TuneScreen
-        from tui.widgets.chat_message import UserMessage
-
-        dialogs = {"A message in Chat (Tab moves to it)": UserMessage,
-                   "Saved chats (Ctrl+O in Chat)": ConversationsScreen,
-                   "Profiles (p in the Tuner)": ProfilesScreen,
-                   "Configurations tried (t in the Tuner)": TriedScreen,
-                   "Auto-tune (T in the Tuner)": TuneScreen,
-                   "Plan (P in the Tuner)": PlanScreen,
-                   "A result (b, D, Q in the Tuner)": ResultScreen}
-        rows = key_table(type(self), self.app_settings.keys, dialogs)
+        rows = key_table(type(self), self.app_settings.keys, help_dialogs())
         self.push_screen(HelpScreen(rows, str(self.settings_file or settings_path())))
 
     def action_settings(self) -> None:
@@ -217,7 +196,7 @@ class VramdeckApp(App):
             self.theme = new.theme
             self.save_app_settings()
             self.notify("Settings saved.")
-        self.push_screen(SettingsScreen(self.app_settings, self.vramdeck_themes(),
+        self.push_screen(SettingsScreen(self.app_settings, theme_order(self.available_themes),
                                         str(self.settings_file or settings_path()), type(self)), saved)
 
     # ------------------------------------------------------------------ terminal size
@@ -262,20 +241,6 @@ class VramdeckApp(App):
             self._update_warning()
         elif isinstance(event, EngineCrashed):
             self.notify(event.describe(), severity="error", timeout=15)
-
-    def recent_prompts(self, n: int = 3) -> str:
-        """The user's last `n` messages in the chat, for an auto-tune with a draft to be scored
-        on; "" when there are none (then the shipped text is used)."""
-        try:
-            stack = self.get_screen_stack("chat")
-        except KeyError:
-            return ""
-        chat = next((s for s in stack if isinstance(s, ChatScreen)), None)
-        if chat is None:
-            return ""
-        conversation = chat.conversation
-        texts = [t.content for t in conversation.turns if t.role == "user" and t.content][-n:]
-        return "\n\n".join(texts)
 
     def _gpu_names(self) -> tuple[str, ...]:
         return tuple(g.name for g in self.sample.gpus) if self.sample else ()

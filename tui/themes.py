@@ -52,3 +52,12 @@ def load_themes(user_dir: Path | None = None, problems: list[str] | None = None)
                 continue
             themes[theme.name] = theme
     return list(themes.values())
+
+
+def theme_order(available: dict[str, Theme]) -> list[str]:
+    """The themes F9 cycles through and settings offer: vramdeck's, then the user's own (not
+    Textual's built-in ones)."""
+    from textual.theme import BUILTIN_THEMES
+
+    return sorted(n for n in available if n.startswith("vramdeck")) + \
+        sorted(n for n in available if not n.startswith("vramdeck") and n not in BUILTIN_THEMES)

@@ -66,3 +66,8 @@ class Conversation:
             return False
         del self.turns[:users[1]]
         return True
+
+
+def recent_user_text(conversation: "Conversation", n: int = 3) -> str:
+    """The user's last `n` messages, joined ("" when there are none)."""
+    return "\n\n".join([t.content for t in conversation.turns if t.role == "user" and t.content][-n:])

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
-from tui.chat.conversation import Conversation, Turn
+from tui.chat.conversation import Conversation, Turn, recent_user_text
 from tui.chat.recorder import ConversationRecorder
 from tui.chat.think import code_blocks
 from tui.engine.protocol import (
@@ -356,3 +356,13 @@ class ChatScreen(VramdeckScreen):
         ask_path_and_write(self.app, "Save the code block(s) to:", str(Path.cwd() / "snippet.txt"),
                            lambda: "\n\n".join(b.rstrip("\n") for b in blocks) + "\n",
                            f"Saved {len(blocks)} code block{plural} to")
+
+
+def recent_prompts(app, n: int = 3) -> str:
+    """The user's last `n` messages in the app's chat, for an auto-tune with a draft to be scored
+    on; "" when there are none (then the shipped text is used)."""
+    try:
+        chat = next((s for s in app.get_screen_stack("chat") if isinstance(s, ChatScreen)), None)
+    except KeyError:
+        return ""
+    return recent_user_text(chat.conversation, n) if chat else ""

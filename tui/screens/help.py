@@ -52,3 +52,22 @@ class HelpScreen(ModalScreen[None]):
                       f"{self.settings_file or 'settings.toml'} under [keys]: "
                       "binding id = \"keys\" (the ids are the grey names above).", "$text-muted"))
         return Content.assemble(*parts)
+
+
+def help_dialogs() -> dict[str, type]:
+    """The dialogs and widgets whose keys F1 lists after the panes', titled as a user finds them."""
+    from tui.screens.conversations import ConversationsScreen
+    from tui.screens.plan import PlanScreen
+    from tui.screens.profiles import ProfilesScreen
+    from tui.screens.result import ResultScreen
+    from tui.screens.tried import TriedScreen
+    from tui.screens.tune import TuneScreen
+    from tui.widgets.chat_message import UserMessage
+
+    return {"A message in Chat (Tab moves to it)": UserMessage,
+            "Saved chats (Ctrl+O in Chat)": ConversationsScreen,
+            "Profiles (p in the Tuner)": ProfilesScreen,
+            "Configurations tried (t in the Tuner)": TriedScreen,
+            "Auto-tune (T in the Tuner)": TuneScreen,
+            "Plan (P in the Tuner)": PlanScreen,
+            "A result (b, D, Q in the Tuner)": ResultScreen}

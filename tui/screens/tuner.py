@@ -35,6 +35,7 @@ from tui.quality.errors import QualityError
 from tui.quality.reference import pick_reference
 from tui.safe_text import terminal_safe
 from tui.screens.ask import AskTextScreen
+from tui.screens.chat import recent_prompts
 from tui.screens.open_model import OpenModelScreen
 from tui.screens.plan import PlanScreen
 from tui.screens.profiles import ProfilesScreen
@@ -712,7 +713,7 @@ class TunerScreen(VramdeckScreen):
 
         self.app.push_screen(TuneScreen(self.info, self.draft, self._budget(),
                                         use_dry_run=self.app.use_dry_run,
-                                        text_prompt=self.app.recent_prompts()), chosen)
+                                        text_prompt=recent_prompts(self.app)), chosen)
 
     def action_tried(self) -> None:
         def chosen(picked: tuple[str, TriedConfig] | None) -> None:
