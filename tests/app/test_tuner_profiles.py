@@ -34,6 +34,19 @@ def app_for(store: ProfileStore, settings: LoadSettings | None, models=(), nvml=
     return app
 
 
+async def open_auto_tune(pilot):
+    """T in the Tuner once the engine is ready and the model's header read: the TuneScreen."""
+    from tui.screens.tune import TuneScreen
+
+    app = pilot.app
+    await until(pilot, lambda: app.engine_status.phase is Phase.READY)
+    await pilot.press("f4")
+    await until(pilot, lambda: app.screen.info is not None)
+    await pilot.press("T")
+    await until(pilot, lambda: isinstance(app.screen, TuneScreen))
+    return app.screen
+
+
 async def answer(pilot, text: str) -> None:
     """Type `text` into the open AskTextScreen and press Enter."""
     await until(pilot, lambda: isinstance(pilot.app.screen, AskTextScreen))
@@ -191,12 +204,7 @@ async def test_auto_tune_shows_progress_stops_on_esc_and_applies_the_best(tmp_pa
     app = app_for(store, LoadSettings(model_path=str(demo_model), n_ctx=512))
     app.use_dry_run = False
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: app.engine_status.phase is Phase.READY)
-        await pilot.press("f4")
-        await until(pilot, lambda: app.screen.info is not None)
-        await pilot.press("T")
-        await until(pilot, lambda: isinstance(app.screen, TuneScreen))
-        tune = app.screen
+        tune = await open_auto_tune(pilot)
         await until(pilot, lambda: len(tune.rows) >= 2, timeout=120)
         await pilot.press("escape")  # stop: what was measured stays
         await until(pilot, lambda: tune.done, timeout=60)
@@ -239,19 +247,13 @@ async def test_auto_tune_without_a_gpu_tunes_the_cpu_like_the_cli(tiny_llama):
     """Issues 26 and 30: T in the app on a machine without a GPU never tried thread counts (the
     app had its own copy of the strategy, without the CPU branch); one strategy serves both now."""
     from tests.fakes import ScriptedEngine
-    from tui.screens.tune import TuneScreen
 
     model = tiny_llama
     app = VramdeckApp(ScriptedEngine(gpu_offload=False), FakeSampler(FakeNvml(no_driver=True)),
                       settings=LoadSettings(model_path=str(model), n_ctx=512), sample_interval=3600,
                       use_dry_run=False, model_locations=[])
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: app.engine_status.phase is Phase.READY)
-        await pilot.press("f4")
-        await until(pilot, lambda: app.screen.info is not None)
-        await pilot.press("T")
-        await until(pilot, lambda: isinstance(app.screen, TuneScreen))
-        tune = app.screen
+        tune = await open_auto_tune(pilot)
         await until(pilot, lambda: tune.done, timeout=120)
         settings = [m.candidate.settings for m in tune.report.measured]
         assert all(s.n_gpu_layers == 0 for s in settings), "no GPU: every layer on the CPU"

@@ -22,22 +22,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
+def _start_web() -> tuple[int, subprocess.Popen]:
+    """`vramdeck web` on a free port; the app it serves gets a missing model: light, and the
+    guard is what is tested."""
     port = _free_port()
     env = {**os.environ, "VRAMDECK_WEB_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
-    # the app it serves gets a missing model: light, and the guard is what is tested
-    proc = subprocess.Popen([sys.executable, "-m", "tui", "web", "--port", str(port), "--",
-                             "--model", "/nonexistent/model.gguf"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    first = proc.stdout.readline()
-    deadline = time.monotonic() + 20
+    return port, subprocess.Popen([sys.executable, "-m", "tui", "web", "--port", str(port), "--",
+                                   "--model", "/nonexistent/model.gguf"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_listening(port: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
+            return
         except OSError:
             time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def server():
+    port, proc = _start_web()
+    first = proc.stdout.readline()
+    _wait_listening(port)
     yield port, first
     proc.terminate()
     proc.wait(10)
@@ -142,19 +151,9 @@ def test_public_address_without_public_is_refused():
 
 def test_only_the_url_with_the_token_is_printed():
     """Issue 30: textual-serve printed its own tokenless URL after vramdeck's."""
-    port = _free_port()
-    env = {**os.environ, "VRAMDECK_WEB_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "tui", "web", "--port", str(port), "--",
-                             "--model", "/nonexistent/model.gguf"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    port, proc = _start_web()
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        _wait_listening(port)
         time.sleep(0.5)  # past the server's start-up, where textual-serve printed
     finally:
         proc.terminate()
