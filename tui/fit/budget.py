@@ -10,7 +10,7 @@ NVML (`from_cli`); both live here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tui.monitor.sample import Sample
 
@@ -62,6 +62,16 @@ class MemoryBudget:
         names = tuple(g.name for g in sample.gpus)
         return cls(gpus=tuple(gpus), overheads=overheads_for(list(names)), host=host, names=names,
                    source="this machine's GPUs")
+
+    def planned_for(self, vram: str, overheads_for: Callable[[list[str]], tuple[int, ...]]) -> "MemoryBudget":
+        """This budget with the GPUs `vram` names ("24GiB" or "24GiB,24GiB"), for a GPU this
+        machine lacks (ValueError for a bad size): what --vram does on the command line."""
+        from tui.units import parse_size
+
+        sizes = tuple(parse_size(x) for x in vram.split(","))
+        names = ["GPU"] * len(sizes)
+        return replace(self, gpus=sizes, overheads=overheads_for(names), names=tuple(names),
+                       source="given for the plan")
 
     @classmethod
     def from_cli(cls, vram: str | None, margin: str = MARGIN_ARG, cpu_only_ok: bool = False) -> "MemoryBudget":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -277,3 +278,32 @@ class PlanScreen(VramdeckModal[LoadSettings | None]):
         self.app.notify(terminal_safe(f"Fetched {path.name} ({format_bytes(path.stat().st_size)}): opened in "
                                       "the Tuner with the planned settings; a applies them"), markup=False)
         self.dismiss(replace(row.settings, model_path=str(path)))
+
+
+def ask_and_plan(app, base: LoadSettings, budget: MemoryBudget,
+                 overheads_for: Callable[[list[str]], tuple[int, ...]],
+                 opened: Callable[[LoadSettings | None], None]) -> None:
+    """P: ask which model to plan (the draft's by default) and, on a machine without a GPU, for
+    what VRAM (as the CLI's --vram), then open the Plan screen; `opened` gets what it dismisses with."""
+    def chosen(source: str | None) -> None:
+        if not source:
+            return
+
+        def plan_for(b: MemoryBudget) -> None:
+            app.push_screen(PlanScreen(source, base, b, app.use_dry_run), opened)
+
+        if budget.gpus:
+            plan_for(budget)
+            return
+
+        def sized(vram: str | None) -> None:
+            try:
+                plan_for(budget.planned_for(vram, overheads_for) if vram else budget)
+            except ValueError as exc:
+                app.notify(terminal_safe(f"Not a size: {exc}"), severity="error", markup=False)
+        app.push_screen(AskTextScreen(
+            "No GPU here. Plan for one with how much memory? (24GiB, or 24GiB,24GiB for two; "
+            "empty: this machine's CPU)", "", "24GiB"), sized)
+
+    app.push_screen(AskTextScreen("Plan which model? A GGUF path, an Ollama tag or a Hugging Face repo id:",
+                                  base.model_path), chosen)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-from dataclasses import replace
 from pathlib import Path
 
 from textual import on, work
@@ -34,17 +33,16 @@ from tui.profiles.tried import Spread, TriedConfig
 from tui.quality.errors import QualityError
 from tui.quality.reference import pick_reference
 from tui.safe_text import terminal_safe
-from tui.screens.ask import AskTextScreen
 from tui.screens.chat import recent_prompts
 from tui.screens.open_model import OpenModelScreen
-from tui.screens.plan import PlanScreen
+from tui.screens.plan import ask_and_plan
 from tui.screens.profiles import ProfilesScreen
 from tui.screens.result import ResultScreen
 from tui.screens.status_binding import follow_app_status
 from tui.screens.tried import TriedScreen
 from tui.screens.tune import TuneScreen
 from tui.screens.typed import VramdeckScreen
-from tui.units import format_bytes, format_params, parse_size, shorten_path
+from tui.units import format_bytes, format_params, shorten_path
 from tui.widgets.layer_map import LayerMap
 from tui.widgets.memory_bars import MemoryBars
 from tui.widgets.model_list import ModelEntry, ModelList
@@ -658,45 +656,15 @@ class TunerScreen(VramdeckScreen):
 
     def action_plan(self) -> None:
         """Every quant of a model before the download (P): the draft's model by default."""
-        def chosen(source: str | None) -> None:
-            if not source:
-                return
-            base = self.draft or LoadSettings(model_path="")
+        def opened(settings: LoadSettings | None) -> None:
+            if settings is not None:
+                self.set_draft(settings)
+                self.discover_models()  # a fetched file joins the model list now, not after r
 
-            def opened(settings: LoadSettings | None) -> None:
-                if settings is not None:
-                    self.set_draft(settings)
-                    self.discover_models()  # a fetched file joins the model list now, not after r
-
-            def plan_for(budget: MemoryBudget) -> None:
-                self.app.push_screen(PlanScreen(source, base, budget, self.app.use_dry_run), opened)
-
-            budget = self._budget()
-            if budget.gpus:
-                plan_for(budget)
-                return
-
-            def sized(vram: str | None) -> None:  # like the CLI's --vram, for a GPU this box lacks
-                if not vram:
-                    plan_for(budget)
-                    return
-                try:
-                    sizes = tuple(parse_size(x) for x in vram.split(","))
-                except ValueError as exc:
-                    self.notify(terminal_safe(f"Not a size: {exc}"), severity="error", markup=False)
-                    return
-                store = self.app.loads.overhead_store
-                overheads = store.for_gpus(["GPU"] * len(sizes)) if store else \
-                    tuple(DEFAULT_GPU_OVERHEAD for _ in sizes)
-                plan_for(replace(budget, gpus=sizes, overheads=overheads, names=("GPU",) * len(sizes),
-                                 source="given in the Plan prompt"))
-            self.app.push_screen(AskTextScreen(
-                "No GPU here. Plan for one with how much memory? (24GiB, or 24GiB,24GiB for two; "
-                "empty: this machine's CPU)", "", "24GiB"), sized)
-
-        self.app.push_screen(AskTextScreen(
-            "Plan which model? A GGUF path, an Ollama tag or a Hugging Face repo id:",
-            self.draft.model_path if self.draft else ""), chosen)
+        store = self.app.loads.overhead_store
+        ask_and_plan(self.app, self.draft or LoadSettings(model_path=""), self._budget(),
+                     store.for_gpus if store else (lambda names: tuple(DEFAULT_GPU_OVERHEAD for _ in names)),
+                     opened)
 
     def action_auto_tune(self) -> None:
         """Measure what fits (T): the app's engine loads each candidate, then the chosen one."""
