@@ -45,6 +45,12 @@ class ModelInfo:
     block_expert_bytes: tuple[int, ...] = ()
     """Bytes of each block's MoE expert tensors (ffn_*_exps), part of block_bytes; empty for
     a dense model."""
+    tensor_groups: tuple[tuple[int, str, str, int], ...] = ()
+    """(block, part, ggml type, bytes) summed over the tensors of each block, part and type:
+    block -1 is the output layer, -2 the input tensors (part "embd": token_embd, which is the
+    output matrix too when there is no output.weight); part is "attn", "ffn", "exps" (MoE
+    experts) or "norm". What
+    the speed model reads per token at each type's own rate. Empty for older cached entries."""
 
     @property
     def tensor_bytes(self) -> int:
@@ -53,6 +59,8 @@ class ModelInfo:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["block_bytes"] = list(self.block_bytes)
+        d["block_expert_bytes"] = list(self.block_expert_bytes)
+        d["tensor_groups"] = [list(g) for g in self.tensor_groups]
         d["tensor_bytes"] = self.tensor_bytes
         return d
 
@@ -65,6 +73,12 @@ class ModelInfo:
             if not isinstance(value, list) or not all(type(x) is int for x in value):
                 raise TypeError(f"{name} is not a list of whole numbers")
             known[name] = tuple(value)
+        groups = known.get("tensor_groups", [])
+        if not isinstance(groups, list) or not all(
+                isinstance(g, list) and len(g) == 4 and type(g[0]) is int and type(g[1]) is str
+                and type(g[2]) is str and type(g[3]) is int for g in groups):
+            raise TypeError("tensor_groups is not a list of [block, part, type, bytes]")
+        known["tensor_groups"] = tuple(tuple(g) for g in groups)
         for name, f in cls.__dataclass_fields__.items():
             expected = {"int": int, "str": str, "float": float, "bool": bool}.get(str(f.type))
             if expected and name in known and not (type(known[name]) is expected or (
@@ -113,6 +127,18 @@ def _vocab_size(md: dict, arch: str) -> int:
     return _int(md, f"{arch}.vocab_size")
 
 
+def tensor_part(name: str) -> str:
+    """Which part of its block a tensor belongs to: "exps" (MoE experts), "ffn", "norm" (norms
+    and biases: small vectors) or "attn" (the rest: attention, and the output matrix)."""
+    if _EXPERTS.match(name):
+        return "exps"
+    if name.endswith(("norm.weight", "norm.bias")) or ".bias" in name:
+        return "norm"
+    if ".ffn_" in name:
+        return "ffn"
+    return "attn"
+
+
 def split_parts(path: str | Path) -> list[Path]:
     """All parts of a split model given any one of them (just [path] for a single file)."""
     p = Path(path)
@@ -158,6 +184,7 @@ def model_info(h: GgufHeader) -> ModelInfo:
     experts = [0] * n_layer
     input_bytes = output_bytes = 0
     n_params = 0
+    groups: dict[tuple[int, str, str], int] = {}
     for t in h.tensors:
         n = 1
         for d in t.shape:
@@ -168,10 +195,16 @@ def model_info(h: GgufHeader) -> ModelInfo:
             blocks[int(m.group(1))] += t.n_bytes
             if _EXPERTS.match(t.name):
                 experts[int(m.group(1))] += t.n_bytes
+            key = (int(m.group(1)), tensor_part(t.name), t.type_name)
+            groups[key] = groups.get(key, 0) + t.n_bytes
         elif t.name in OUTPUT_TENSORS:
             output_bytes += t.n_bytes
+            key = (-1, tensor_part(t.name), t.type_name)
+            groups[key] = groups.get(key, 0) + t.n_bytes
         else:
             input_bytes += t.n_bytes
+            key = (-2, "embd" if t.name == "token_embd.weight" else tensor_part(t.name), t.type_name)
+            groups[key] = groups.get(key, 0) + t.n_bytes
     n_vocab = _vocab_size(md, arch)
     total = sum(blocks) + input_bytes + output_bytes
     return ModelInfo(
@@ -187,4 +220,5 @@ def model_info(h: GgufHeader) -> ModelInfo:
         has_chat_template="tokenizer.chat_template" in md,
         block_bytes=tuple(blocks), input_bytes=input_bytes, output_bytes=output_bytes,
         block_expert_bytes=tuple(experts) if any(experts) else (),
+        tensor_groups=tuple((b, p, ty, n) for (b, p, ty), n in sorted(groups.items())),
     )

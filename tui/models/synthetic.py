@@ -165,18 +165,23 @@ def _pad(n: int, align: int = 32) -> int:
     return -(-n // align) * align
 
 
-def write_sparse_llama(path: str | Path, shape: LlamaShape, quant: str = "Q4_K_M") -> Path:
-    """A full-size tensor table with no data written: the file is one big hole."""
+def write_sparse_llama(path: str | Path, shape: LlamaShape, quant: str = "Q4_K_M",
+                       tensor_type: str = "") -> Path:
+    """A full-size tensor table with no data written: the file is one big hole. `tensor_type`
+    (a ggml type name such as "IQ2_XXS"): every matrix in that one type instead of `quant`'s
+    recipe (the speed calibration's probes)."""
     path = Path(path)
     w = GGUFWriter(str(path), "llama")
-    _metadata(w, shape, FILE_TYPES[quant])
+    _metadata(w, shape, FILE_TYPES.get(quant, 0) if not tensor_type else 0)
     data_bytes = 0
     for name, dims in _tensor_shapes(shape):
         layer = int(name.split(".")[1]) if name.startswith("blk.") else None
-        if quant == "Q4_K_M":
-            qtype = q4_k_m_type(name, layer, shape.n_layer)
-        elif len(dims) == 1:
+        if len(dims) == 1:
             qtype = Q.F32
+        elif tensor_type:
+            qtype = Q[tensor_type.upper()]
+        elif quant == "Q4_K_M":
+            qtype = q4_k_m_type(name, layer, shape.n_layer)
         else:
             qtype = {"Q8_0": Q.Q8_0, "F16": Q.F16, "Q2_K": Q.Q2_K, "F32": Q.F32}[quant]
         block, type_size = GGML_QUANT_SIZES[qtype]
