@@ -11,7 +11,21 @@ from tui.safe_text import SafeWriter
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tui.commands import bench, fit, inspect, models, monitor, plan, profiles, pull, quality, run_app, tune, web
+    from tui.commands import (
+        bench,
+        calibrate,
+        fit,
+        inspect,
+        models,
+        monitor,
+        plan,
+        profiles,
+        pull,
+        quality,
+        run_app,
+        tune,
+        web,
+    )
 
     parser = argparse.ArgumentParser(
         prog="vramdeck", description="Run big GGUF models on small GPUs: chat, monitor, tune.")
@@ -25,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_arguments(sub.add_parser("monitor", help="GPU and host figures (--once --json for scripts)"))
     profiles.add_arguments(sub.add_parser("profiles", help="saved set-ups: list, show, export as a command"))
     tune.add_arguments(sub.add_parser("tune", help="find the fastest set-up that fits, and each quant's quality"))
+    calibrate.add_arguments(sub.add_parser("calibrate", help="measure this machine's speed per tensor type "
+                                                             "(once; every speed prediction uses it)"))
     plan.add_arguments(sub.add_parser("plan", help="every quant of a model: size, layers that fit, speed, quality"))
     quality.add_arguments(sub.add_parser("quality", help="KL divergence of quants against a reference file, "
                                                          "like llama-perplexity --kl-divergence"))
@@ -34,13 +50,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tui.commands import bench, fit, inspect, models, monitor, plan, profiles, pull, quality, run_app, tune, web
+    from tui.commands import (
+        bench,
+        calibrate,
+        fit,
+        inspect,
+        models,
+        monitor,
+        plan,
+        profiles,
+        pull,
+        quality,
+        run_app,
+        tune,
+        web,
+    )
 
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `vramdeck fit ... | head` ends quietly
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     commands = {"bench": bench.main, "inspect": inspect.main, "fit": fit.main, "models": models.main,
                 "monitor": monitor.main, "profiles": profiles.main, "tune": tune.main, "web": web.main,
-                "plan": plan.main, "pull": pull.main, "quality": quality.main}
+                "plan": plan.main, "pull": pull.main, "calibrate": calibrate.main, "quality": quality.main}
     if args.command in HEADLESS or (args.command == "monitor" and args.once):
         # model, tensor, file and process names are the files' words: printed, never obeyed
         sys.stdout, sys.stderr = SafeWriter(sys.stdout), SafeWriter(sys.stderr)
@@ -53,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-HEADLESS = {"bench", "inspect", "fit", "models", "profiles", "tune", "plan", "pull", "quality"}
+HEADLESS = {"bench", "calibrate", "inspect", "fit", "models", "profiles", "tune", "plan", "pull", "quality"}
 """Commands that only print (the app, the Monitor pane and web draw with escape sequences)."""
 
 

@@ -13,15 +13,15 @@ from tui.app import VramdeckApp
 from tui.engine.settings import LoadSettings
 from tui.models.discovery import Location
 from tui.monitor.fake import FakeGpu, FakeNvml, FakeSampler
-from tui.plan.table import Speeds
 from tui.screens.ask import AskTextScreen
 from tui.screens.plan import PlanScreen
+from tui.speed.model import SpeedModel
 
 GiB = 1024**3
 
 
 async def test_plan_sort_and_open_a_quant_on_disk(quant_ladder, monkeypatch):
-    monkeypatch.setattr("tui.screens.plan.machine_speeds",
+    monkeypatch.setattr("tui.screens.plan.machine_speed_model",
                         lambda: (_ for _ in ()).throw(AssertionError("the test gives speeds")))
     q8 = quant_ladder["Q8_0"]
     app = VramdeckApp(ScriptedEngine(), FakeSampler(FakeNvml([FakeGpu(used=0)])),
@@ -30,7 +30,7 @@ async def test_plan_sort_and_open_a_quant_on_disk(quant_ladder, monkeypatch):
     original = PlanScreen.__init__
 
     def with_speeds(self, *args, **kwargs):
-        kwargs["speeds"] = Speeds()
+        kwargs["speed"] = (SpeedModel(), "default rates")
         original(self, *args, **kwargs)
     monkeypatch.setattr(PlanScreen, "__init__", with_speeds)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -62,7 +62,7 @@ async def test_p_on_a_machine_without_a_gpu_can_plan_for_one(quant_ladder, monke
     original = PlanScreen.__init__
 
     def with_speeds(self, *args, **kwargs):
-        kwargs["speeds"] = Speeds()
+        kwargs["speed"] = (SpeedModel(), "default rates")
         original(self, *args, **kwargs)
     monkeypatch.setattr(PlanScreen, "__init__", with_speeds)
     q8 = quant_ladder["Q8_0"]

@@ -1,37 +1,25 @@
-"""The bandwidth model of generation speed: bytes per token from the placement, bandwidths fitted
-to benchmarks."""
+"""Where each tensor is read from per token (tui.speed.model.reads): the placement's bytes."""
 
 from __future__ import annotations
 
-import pytest
-
 from tui.engine.settings import ALL_LAYERS, LoadSettings
-from tui.fit.speed import GB, SpeedModel, bytes_per_token, fitted
 from tui.models.model_info import load_model_info
+from tui.speed.model import reads
+
+
+def sides(info, n_gpu_layers, n_gpus):
+    r = reads(info, LoadSettings(model_path=info.path, n_gpu_layers=n_gpu_layers), n_gpus)
+    return (sum(n for (dev, _), n in r.weights.items() if dev == "gpu"),
+            sum(n for (dev, _), n in r.weights.items() if dev == "cpu"))
 
 
 def test_bytes_per_token_follow_the_placement(sparse_70b):
     info = load_model_info(sparse_70b)
-    every = sum(info.block_bytes) + info.output_bytes
-    none = bytes_per_token(info, LoadSettings(model_path=info.path, n_gpu_layers=0), 1)
-    assert none == (0, every)
-    full = bytes_per_token(info, LoadSettings(model_path=info.path, n_gpu_layers=ALL_LAYERS), 1)
-    assert full == (every, 0)
-    half = bytes_per_token(info, LoadSettings(model_path=info.path, n_gpu_layers=41), 1)
-    assert half[0] == sum(info.block_bytes[40:]) + info.output_bytes and sum(half) == every
-    assert bytes_per_token(info, LoadSettings(model_path=info.path, n_gpu_layers=41), 0) == (0, every)
-
-
-def test_two_benchmarks_recover_both_bandwidths():
-    truth = SpeedModel(900 * GB, 50 * GB)
-    points = [(g, c, truth.predict(g, c)) for g, c in ((20 * GB, 20 * GB), (35 * GB, 5 * GB))]
-    model = fitted(points)
-    assert model.points == 2
-    assert model.gpu_bandwidth == pytest.approx(900 * GB, rel=1e-6)
-    assert model.cpu_bandwidth == pytest.approx(50 * GB, rel=1e-6)
-
-
-def test_one_benchmark_scales_the_defaults_to_match_it():
-    model = fitted([(20 * GB, 20 * GB, 2.0)])
-    assert model.points == 1 and model.predict(20 * GB, 20 * GB) == pytest.approx(2.0)
-    assert fitted([]) == SpeedModel()
+    norms = sum(n for b, part, _, n in info.tensor_groups if part == "norm" and b >= -1)
+    every = sum(info.block_bytes) + info.output_bytes - norms
+    assert sides(info, 0, 1) == (0, every)
+    assert sides(info, ALL_LAYERS, 1) == (every, 0)
+    gpu, cpu = sides(info, 41, 1)
+    gpu_norms = sum(n for b, part, _, n in info.tensor_groups if part == "norm" and (b >= 40 or b == -1))
+    assert gpu == sum(info.block_bytes[40:]) + info.output_bytes - gpu_norms and gpu + cpu == every
+    assert sides(info, 41, 0) == (0, every), "no GPU: everything on the CPU"

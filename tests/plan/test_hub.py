@@ -23,7 +23,7 @@ from tui.plan import hub as hub_api
 from tui.plan.hub import HubError, list_repo, pull
 from tui.plan.model_plan import make_plan
 from tui.plan.sources import SourceError, resolve
-from tui.plan.table import Speeds
+from tui.speed.model import SpeedModel
 
 GiB = 1024**3
 
@@ -52,7 +52,7 @@ def test_plan_from_a_remote_repo_reads_only_header_ranges(hub, tmp_path, sparse_
     plan = make_plan(source, LoadSettings(model_path="", n_ctx=4096, type_k="q8_0", type_v="q8_0",
                                           flash_attn="on"),
                      MemoryBudget(gpus=(24 * GiB,), overheads=(768 * 2**20,), host=256 * GiB),
-                     Speeds(), quants=("Q2_K", "IQ2_XXS"), use_dry_run=False)
+                     (SpeedModel(), "default rates"), quants=("Q2_K", "IQ2_XXS"), use_dry_run=False)
     by = {r.quant: r for r in plan.rows}
     assert by["IQ2_XXS"].all_on_gpu and not by["Q2_K"].all_on_gpu
     assert plan.in_repo["Q2_K"] == sparse_q2k.stat().st_size

@@ -14,9 +14,9 @@ from tui.engine.settings import LoadSettings
 from tui.models.discovery import Location
 from tui.monitor.fake import FakeGpu, FakeNvml, FakeSampler
 from tui.plan import hub as hub_api
-from tui.plan.table import Speeds
 from tui.screens.ask import AskTextScreen
 from tui.screens.plan import PlanScreen
+from tui.speed.model import SpeedModel
 
 GiB = 1024**3
 
@@ -34,8 +34,8 @@ async def test_esc_stops_a_fetch_with_a_word_and_f_resumes_it(hub, tmp_path, qua
         tuner = app.screen
         original = PlanScreen.__init__
 
-        def with_speeds(self, *args, **kwargs):  # no bandwidth probe: the test gives the speeds
-            kwargs["speeds"] = Speeds()
+        def with_speeds(self, *args, **kwargs):  # the test gives the speed model
+            kwargs["speed"] = (SpeedModel(), "default rates")
             original(self, *args, **kwargs)
         monkeypatch.setattr(PlanScreen, "__init__", with_speeds)
         await pilot.press("P")

@@ -13,7 +13,8 @@ from tui.models.gguf_info import read_header, write_sparse
 from tui.models.model_info import load_model_info
 from tui.plan.quants import file_type_id
 from tui.plan.sizes import quant_targets, retyped
-from tui.plan.table import Speeds, plan_rows
+from tui.plan.table import plan_rows
+from tui.speed.model import SpeedModel
 
 GiB = 1024**3
 LADDER = ("Q8_0", "Q6_K", "Q4_K_M", "IQ4_NL", "Q2_K")
@@ -56,7 +57,7 @@ def test_the_70b_plan_at_24gib(sparse_70b, tmp_path):
                         flash_attn="on")
     cal = calibrate(load_model_info(sparse_70b), base, use_dry_run=True)
     budget = MemoryBudget(gpus=(24 * GiB,), overheads=(768 * 2**20,), host=256 * GiB)
-    rows, refused = plan_rows(targets, base, cal, budget, Speeds())
+    rows, refused = plan_rows(targets, base, cal, budget, SpeedModel())
     by = {r.quant: r for r in rows}
     assert not refused
     assert 24.5 < by["Q2_K"].file_bytes / GiB < 24.7 and not by["Q2_K"].all_on_gpu

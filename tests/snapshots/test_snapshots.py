@@ -231,16 +231,16 @@ def test_tuner_70b_does_not_fit_with_all_layers(snap_compare, model_70b):
 
 def test_plan_70b_for_a_24gb_card(snap_compare, model_70b):
     """Plan screen at 80x24: every quant of the 70B for the 3090 (23.6 GiB usable), ctx 8k: sizes
-    from llama.cpp's dry runs, layers that fit, speeds from the default bandwidths, published
+    from llama.cpp's dry runs, layers that fit, speeds from the default rates, published
     quality, the on-disk mark (●) on Q4_K_M, and the verdicts."""
-    from tui.plan.table import Speeds
     from tui.screens.plan import PlanScreen
+    from tui.speed.model import SpeedModel
 
     async def run_before(pilot):
         await _open_tuner(pilot)
         tuner = pilot.app.screen
         pilot.app.push_screen(PlanScreen(str(model_70b), tuner.draft, tuner._budget(),
-                                         use_dry_run=False, speeds=Speeds()))
+                                         use_dry_run=False, speed=(SpeedModel(), "default rates")))
         for _ in range(600):
             await pilot.pause(0.05)
             if isinstance(pilot.app.screen, PlanScreen) and pilot.app.screen.plans:

@@ -13,15 +13,15 @@ from pathlib import Path
 from tui.engine.settings import KV_TYPES, LoadSettings
 from tui.fit.budget import MARGIN_ARG, MemoryBudget
 from tui.models.discovery import default_locations
-from tui.plan.bandwidth import gpu_bandwidth, machine_speeds
 from tui.plan.hub import HubError, set_timeouts
 from tui.plan.measure import measured_quality
 from tui.plan.model_plan import ModelPlan, add_measured, make_plan
 from tui.plan.quants import PLAN_TYPES
 from tui.plan.sizes import QuantSizeError
 from tui.plan.sources import SourceError, local_quants, resolve
-from tui.plan.table import QuantRow, Speeds
+from tui.plan.table import QuantRow
 from tui.quality.figures import QualityFigures
+from tui.speed.machine import machine_speed_model
 from tui.units import format_bytes, format_params
 
 
@@ -35,6 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="flash attention (default auto, as llama.cpp)")
     p.add_argument("--min-tps", type=float, help="the best quality predicted to reach this tok/s")
     p.add_argument("--types", help=f"quant types to plan (default all: {','.join(PLAN_TYPES)})")
+    p.add_argument("--gpu", metavar="NAME|GB/s",
+                   help="with --vram for a GPU this machine lacks: the GPU to predict speed for, by name "
+                        "(RTX 3090) or bandwidth (936); its figures say 'assumed'")
     p.add_argument("--margin", default=MARGIN_ARG, help=f"VRAM to leave free on each GPU (default {MARGIN_ARG})")
     p.add_argument("--formula", action="store_true", help="KV/compute from the formula, no dry run")
     p.add_argument("--models-dir", action="append", default=None,
@@ -61,7 +64,7 @@ def plan_json(p: ModelPlan) -> dict:
     return {"source": p.source.label, "gguf": str(p.source.gguf), "note": p.source.note,
             "header_bytes_read": p.source.header_bytes_read, "model": p.source.info.to_dict(),
             "settings": p.base.to_dict(), "calibration": p.calibration_source,
-            "speeds": asdict(p.speeds), "seconds": round(p.seconds, 3),
+            "speeds": {"source": p.speed_source, "calibrated": p.speed.calibrated}, "seconds": round(p.seconds, 3),
             "rows": [_row_json(r) for r in p.rows], "refused": p.refused,
             "on_disk": {k: str(v) for k, v in p.on_disk.items()}, "in_repo": p.in_repo,
             "measured_perplexity": p.measured,
@@ -96,7 +99,9 @@ def table_lines(plans: list[ModelPlan], budget: MemoryBudget) -> list[str]:
             if r.quant in p.in_repo:
                 notes.append("in repo")
             if r.bound == "CPU compute":
-                notes.append("compute-bound")
+                notes.append("CPU compute-bound")
+            if r.speed.basis != "measured":
+                notes.append(f"speed {r.speed.basis}")
             lines.append(f"{model}{r.quant:8} {format_bytes(r.file_bytes, 1):>9} {layers:>10} "
                          f"{f'{r.max_ctx:,}' if r.max_ctx else '-':>8} "
                          f"{format_bytes(r.host_bytes, 1):>9} {r.tg_tokens_per_s:8.1f} "
@@ -120,15 +125,20 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"vramdeck plan: {exc}", file=sys.stderr)
         return 2
-    machine = machine_speeds()
-    gpu_bw, gpu_source = gpu_bandwidth() if budget.gpus else (None, "planning for the CPU")
-    speeds = Speeds.measured(machine, gpu_bw, gpu_source)
+    try:
+        speed = machine_speed_model(args.gpu if budget.gpus else None)
+    except ValueError as exc:
+        print(f"vramdeck plan: {exc}", file=sys.stderr)
+        return 2
+    if budget.gpus and not args.gpu and speed[0].gpu is None:
+        speed = (speed[0], speed[1] + "; GPU: default rates (no GPU measured here: --gpu NAME|GB/s "
+                                      "says which one you plan for)")
     plans = []
     with tempfile.TemporaryDirectory(prefix="vramdeck-plan-") as scratch:
         for source in args.sources:
             try:
                 resolved = resolve(source, Path(scratch))
-                plan = make_plan(resolved, base, budget, speeds, args.min_tps, quants,
+                plan = make_plan(resolved, base, budget, speed, args.min_tps, quants,
                                  local_quants(resolved, default_locations(args.models_dir)),
                                  use_dry_run=not args.formula)
                 if args.measure:
@@ -164,9 +174,8 @@ def main(args: argparse.Namespace) -> int:
         if p.quality_reference:
             print(f"measured here: KL divergence ± one standard error against {Path(p.quality_reference).name} "
                   f"on the shipped text (`vramdeck quality` shows every figure)")
-    s = plans[0].speeds.sources
-    print(f"speeds: CPU {plans[0].speeds.cpu_bandwidth / 1e9:.0f} GB/s and "
-          f"{plans[0].speeds.cpu_flops / 1e9:.0f} GFLOP/s ({s.get('cpu', 'default')}); GPU "
-          f"{plans[0].speeds.gpu_bandwidth / 1e9:.0f} GB/s ({s.get('gpu', 'default')}). "
-          "Quality: published figures are llama.cpp's at Llama-3-8B; `vramdeck pull` fetches one.")
+    band = max((r.speed.band for p in plans for r in p.rows), default=0.0)
+    print(f"speeds: {plans[0].speed_source}; within ±{band:.0%} (the calibration's own misses)"
+          + ("" if plans[0].speed.calibrated else "; `vramdeck calibrate` measures this machine"))
+    print("Quality: published figures are llama.cpp's at Llama-3-8B; `vramdeck pull` fetches one.")
     return 0

@@ -24,9 +24,10 @@ from tui.fit.estimate import (
     layer_devices,
 )
 from tui.fit.search import fit_layers
-from tui.fit.speed import DEFAULT_ACCEPTANCE, bytes_per_token, fitted, speculative_tg
+from tui.fit.speed import DEFAULT_ACCEPTANCE, speculative_tg
 from tui.models.model_info import ModelInfo
 from tui.profiles.tried import TriedConfig
+from tui.speed.model import SpeedModel, reads
 
 
 def context_key(s: LoadSettings) -> tuple:
@@ -46,7 +47,7 @@ class LayerPlan:
     measured_tg: float | None
     """The last benchmark of exactly these settings, if any."""
     calibration: str
-    """Where the speed model's bandwidths come from, in words."""
+    """Where the speed model's rates come from, in words."""
     speculative: str = ""
     """With a draft: its predicted speed against giving its VRAM to target layers instead."""
 
@@ -67,8 +68,11 @@ class Plan:
 
 
 class Planner:
-    def __init__(self, calibrate: Callable[[ModelInfo, LoadSettings], Calibration]):
+    def __init__(self, calibrate: Callable[[ModelInfo, LoadSettings], Calibration],
+                 speed: SpeedModel | None = None):
         self._calibrate = calibrate
+        self.speed = speed or SpeedModel()
+        """This machine's speed model (`vramdeck calibrate`), refitted to each model's benchmarks."""
         self._calibrations: dict[tuple, Calibration] = {}
 
     def calibrated(self, settings: LoadSettings) -> bool:
@@ -99,45 +103,54 @@ class Planner:
             ds = settings.draft_settings()
             draft = draft_memory(draft_info, ds, formula_calibration(draft_info, ds), len(budget.gpus))
         est = estimate(info, settings, calibration, budget, draft=draft)
-        layers = self._layers(info, settings, len(budget.gpus), tried)
+        layers = self._layers(self.speed, info, settings, len(budget.gpus), tried)
         if draft is not None and draft_info is not None and budget.gpus:
             alone = fit_layers(info, settings.without_draft(), calibration, budget)
             layers = replace(layers, speculative=self._speculative(
-                info, settings, draft_info, alone.settings, len(budget.gpus), tried, acceptance))
+                self.speed, info, settings, draft_info, alone.settings, len(budget.gpus), tried, acceptance))
         return Plan(settings=settings, estimate=est,
                     checks=tuple(preload_checks(info, settings, machine)), layers=layers, precise=precise)
 
     @staticmethod
-    def _speculative(info: ModelInfo, s: LoadSettings, draft_info: ModelInfo, alone: LoadSettings,
-                     n_gpus: int, tried: Sequence[TriedConfig], acceptance: float | None) -> str:
-        """The bandwidth model's two options: this target layout with the draft, or no draft and
-        the layers its VRAM would hold instead."""
+    def _fitted(speed: SpeedModel, info: ModelInfo, n_gpus: int,
+                tried: Sequence[TriedConfig]) -> tuple[SpeedModel, list]:
         rows = [r for r in tried if r.tg_tokens_per_s and r.settings.model_path == info.path]
-        model = fitted([(*bytes_per_token(info, r.settings, n_gpus), r.tg_tokens_per_s or 0.0) for r in rows])
-        side = bytes_per_token(info, s, n_gpus)
-        target = model.predict(*side)
-        drafting = model.predict(*bytes_per_token(draft_info, s.draft_settings(), n_gpus))
+        return speed.refitted([(info, r.settings, n_gpus, r.tg_tokens_per_s or 0.0) for r in rows]), rows
+
+    @staticmethod
+    def _speculative(speed: SpeedModel, info: ModelInfo, s: LoadSettings, draft_info: ModelInfo,
+                     alone: LoadSettings, n_gpus: int, tried: Sequence[TriedConfig],
+                     acceptance: float | None) -> str:
+        """The speed model's two options: this target layout with the draft, or no draft and
+        the layers its VRAM would hold instead."""
+        model, _ = Planner._fitted(speed, info, n_gpus, tried)
+        target = model.predict(info, s, n_gpus).tg
+        drafting = model.predict(draft_info, s.draft_settings(), n_gpus).tg
         a = acceptance if acceptance is not None else DEFAULT_ACCEPTANCE
         source = "measured" if acceptance is not None else "default"
-        with_draft = speculative_tg(target, drafting, a, s.draft_max, model.cpu_share(*side))
-        instead = model.predict(*bytes_per_token(info, alone, n_gpus))
+        terms, _ = model.step_terms(reads(info, s, n_gpus), 0)
+        cpu_share = (terms.get("CPU bandwidth", 0.0) + terms.get("CPU compute", 0.0)) / (sum(terms.values()) or 1.0)
+        with_draft = speculative_tg(target, drafting, a, s.draft_max, cpu_share)
+        instead = model.predict(info, alone, n_gpus).tg
         layers = "all" if alone.n_gpu_layers < 0 else str(alone.n_gpu_layers)
         return (f"with the draft ≈ {with_draft:,.1f} tok/s (kept {a:.0%}, {source}; d{s.draft_max})  ·  "
                 f"without it, {layers} layers ≈ {instead:,.1f} tok/s")
 
     @staticmethod
-    def _layers(info: ModelInfo, s: LoadSettings, n_gpus: int,
+    def _layers(speed: SpeedModel, info: ModelInfo, s: LoadSettings, n_gpus: int,
                 tried: Sequence[TriedConfig]) -> LayerPlan:
-        rows = [r for r in tried if r.tg_tokens_per_s and r.settings.model_path == info.path]
-        model = fitted([(*bytes_per_token(info, r.settings, n_gpus), r.tg_tokens_per_s or 0.0)
-                        for r in rows])
-        side = bytes_per_token(info, s, n_gpus)
-        same = [r for r in rows if r.settings == s]
-        points = model.points
+        model, rows = Planner._fitted(speed, info, n_gpus, tried)
+        r = reads(info, s, n_gpus)
+        side = (sum(n for (dev, _), n in r.weights.items() if dev == "gpu"),
+                sum(n for (dev, _), n in r.weights.items() if dev == "cpu"))
+        same = [t for t in rows if t.settings == s]
+        p = model.predict(info, s, n_gpus)
+        words = (f"{p.basis} rates ±{p.band:.0%}" if speed.calibrated
+                 else "default rates; vramdeck calibrate measures them")
+        if rows:
+            words += f", refitted to {len(rows)} benchmark{'s' if len(rows) > 1 else ''}"
         return LayerPlan(
             devices=tuple(layer_devices(info.n_layer, s.n_gpu_layers, n_gpus, s.tensor_split)),
             experts_on_cpu=s.n_cpu_moe if info.block_expert_bytes else 0,
-            side_bytes=side, predicted_tg=model.predict(*side),
-            measured_tg=same[-1].tg_tokens_per_s if same else None,
-            calibration=(f"fitted to {points} benchmark{'s' if points > 1 else ''}" if points
-                         else "default bandwidths; b calibrates"))
+            side_bytes=side, predicted_tg=p.tg,
+            measured_tg=same[-1].tg_tokens_per_s if same else None, calibration=words)

@@ -16,8 +16,9 @@ from tui.fit.calibration import start_calibration
 from tui.plan.quants import PLAN_TYPES, file_type_id
 from tui.plan.sizes import quant_targets
 from tui.plan.sources import PlanSource
-from tui.plan.table import QuantRow, Speeds, Verdict, plan_rows, verdicts
+from tui.plan.table import QuantRow, Verdict, plan_rows, verdicts
 from tui.quality.figures import QualityFigures
+from tui.speed.model import SpeedModel
 
 
 @dataclass
@@ -29,7 +30,9 @@ class ModelPlan:
     rows: list[QuantRow]
     refused: dict[str, str]
     verdicts: list[Verdict]
-    speeds: Speeds
+    speed: SpeedModel
+    speed_source: str
+    """Where the speed figures come from, in words."""
     calibration_source: str
     on_disk: dict[str, Path] = field(default_factory=dict)
     in_repo: dict[str, int] = field(default_factory=dict)
@@ -58,8 +61,8 @@ def with_own_types(quants: tuple[str, ...], own: list[str]) -> tuple[str, ...]:
     return (*quants, *extra)
 
 
-def make_plan(source: PlanSource, base: LoadSettings, budget: MemoryBudget, speeds: Speeds,
-              min_tps: float | None = None, quants: tuple[str, ...] = PLAN_TYPES,
+def make_plan(source: PlanSource, base: LoadSettings, budget: MemoryBudget,
+              speed: tuple[SpeedModel, str], min_tps: float | None = None, quants: tuple[str, ...] = PLAN_TYPES,
               on_disk: dict[str, Path] | None = None, use_dry_run: bool = True) -> ModelPlan:
     started = time.perf_counter()
     base = base.with_changes(model_path=str(source.gguf))
@@ -67,10 +70,10 @@ def make_plan(source: PlanSource, base: LoadSettings, budget: MemoryBudget, spee
     pending = start_calibration(source.info, base, use_dry_run)  # its child starts now
     targets = quant_targets(source.gguf, quants)
     calibration = pending()
-    rows, refused = plan_rows(targets, base, calibration, budget, speeds)
+    rows, refused = plan_rows(targets, base, calibration, budget, speed[0])
     in_repo = {m.quant: m.size for m in source.remote.models} if source.remote else {}
     return ModelPlan(source=source, base=base, rows=rows, refused=refused,
-                     verdicts=verdicts(rows, min_tps), speeds=speeds,
+                     verdicts=verdicts(rows, min_tps), speed=speed[0], speed_source=speed[1],
                      calibration_source=calibration.source, on_disk=dict(on_disk or {}),
                      in_repo=in_repo, seconds=time.perf_counter() - started)
 

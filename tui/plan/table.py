@@ -5,39 +5,15 @@ what it costs in quality, and the verdicts people weigh."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tui.engine.settings import LoadSettings
 from tui.fit.budget import MemoryBudget
 from tui.fit.estimate import Calibration
 from tui.fit.search import fit_context, fit_layers
-from tui.fit.speed import DEFAULT_GPU_BW, bytes_per_token
-from tui.plan.bandwidth import MachineSpeeds
 from tui.plan.quants import PublishedQuality, published_quality
 from tui.plan.sizes import QuantTarget
-
-DEFAULT_GPU_FLOPS = 50e12
-"""Dense FP16 FLOP/s llama.cpp's prompt kernels reach on a current discrete GPU (rough default)."""
-
-
-@dataclass(frozen=True)
-class Speeds:
-    """The bandwidths and compute the predictions use, and where each came from."""
-
-    gpu_bandwidth: float = DEFAULT_GPU_BW
-    cpu_bandwidth: float = 40e9
-    cpu_flops: float = 50e9
-    gpu_flops: float = DEFAULT_GPU_FLOPS
-    sources: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def measured(cls, machine: MachineSpeeds, gpu_bandwidth: float | None = None,
-                 gpu_source: str = "not probed") -> "Speeds":
-        return cls(gpu_bandwidth=gpu_bandwidth or DEFAULT_GPU_BW,
-                   cpu_bandwidth=machine.host_read_bytes_per_s, cpu_flops=machine.cpu_kernel_flops,
-                   sources={"cpu": f"measured on this machine ({machine.measured_at})",
-                            "gpu": (gpu_source if gpu_bandwidth else
-                                    f"default {DEFAULT_GPU_BW / 1e9:.0f} GB/s ({gpu_source})")})
+from tui.speed.model import Prediction, SpeedModel
 
 
 @dataclass(frozen=True)
@@ -59,7 +35,10 @@ class QuantRow:
     tg_tokens_per_s: float
     pp_tokens_per_s: float
     bound: str
-    """What limits generation: "GPU bandwidth", "CPU bandwidth" or "CPU compute"."""
+    """What limits generation: "GPU bandwidth", "CPU bandwidth", "CPU compute"..."""
+    speed: Prediction
+    """The whole prediction: its basis (measured, from neighbouring types, default, assumed),
+    error band and what bounds prompts."""
     quality: PublishedQuality
     settings: LoadSettings
     """The fitted settings (what `pull` then opens in the Tuner)."""
@@ -69,26 +48,8 @@ class QuantRow:
         return self.gpu_fits and self.n_gpu_layers >= self.n_layers
 
 
-def predict(target: QuantTarget, s: LoadSettings, n_gpus: int, speeds: Speeds) -> tuple[float, float, str]:
-    """(tg tok/s, pp tok/s, what bounds tg) for `s` on this machine."""
-    info = target.info
-    gpu_b, cpu_b = bytes_per_token(info, s, n_gpus)
-    total = gpu_b + cpu_b or 1
-    cpu_params, gpu_params = info.n_params * cpu_b / total, info.n_params * gpu_b / total
-    cpu_read = cpu_b / speeds.cpu_bandwidth
-    cpu_compute = 2 * cpu_params / speeds.cpu_flops
-    gpu_read = gpu_b / speeds.gpu_bandwidth
-    seconds = gpu_read + max(cpu_read, cpu_compute)
-    if cpu_b == 0:
-        bound = "GPU bandwidth"
-    else:
-        bound = "CPU compute" if cpu_compute > cpu_read else "CPU bandwidth"
-    pp_seconds = 2 * cpu_params / speeds.cpu_flops + 2 * gpu_params / speeds.gpu_flops
-    return (1.0 / seconds if seconds > 0 else 0.0, 1.0 / pp_seconds if pp_seconds > 0 else 0.0, bound)
-
-
 def plan_rows(targets: dict[str, QuantTarget | str], base: LoadSettings, calibration: Calibration,
-              budget: MemoryBudget, speeds: Speeds) -> tuple[list[QuantRow], dict[str, str]]:
+              budget: MemoryBudget, speed: SpeedModel) -> tuple[list[QuantRow], dict[str, str]]:
     """A row per quant that llama.cpp would make, and why the others have none."""
     rows, refused = [], {}
     n_gpus = len(budget.gpus)
@@ -103,13 +64,13 @@ def plan_rows(targets: dict[str, QuantTarget | str], base: LoadSettings, calibra
         max_ctx = None
         if n_gpus and fit.gpu_fits and e.n_gpu_layers >= info.n_layer + 1:
             max_ctx = fit_context(info, fit.settings, calibration, budget).n_ctx
-        tg, pp, bound = predict(target, fit.settings, n_gpus, speeds)
+        p = speed.predict(info, fit.settings, n_gpus)
         rows.append(QuantRow(quant=quant, file_bytes=target.file_bytes,
                              bits_per_weight=info.bits_per_weight, needs_imatrix=target.needs_imatrix,
                              n_gpu_layers=e.n_gpu_layers if n_gpus else 0, n_layers=info.n_layer + 1,
                              gpu_fits=fit.gpu_fits, host_fits=fit.host_fits, max_ctx=max_ctx,
                              host_bytes=e.host.total, gpu_bytes=tuple(g.total for g in e.gpus),
-                             tg_tokens_per_s=tg, pp_tokens_per_s=pp, bound=bound,
+                             tg_tokens_per_s=p.tg, pp_tokens_per_s=p.pp, bound=p.bound, speed=p,
                              quality=published_quality(quant), settings=fit.settings))
     return rows, refused
 

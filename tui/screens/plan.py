@@ -19,17 +19,18 @@ from textual.widgets import DataTable, Footer, Label
 
 from tui.engine.settings import LoadSettings
 from tui.fit.budget import MemoryBudget
-from tui.plan.bandwidth import gpu_bandwidth, machine_speeds
 from tui.plan.hub import HubError, Progress, PullStopped, pull
 from tui.plan.measure import measured_quality
 from tui.plan.model_plan import ModelPlan, add_measured, make_plan
 from tui.plan.sizes import QuantSizeError
 from tui.plan.sources import SourceError, local_quants, resolve
-from tui.plan.table import QuantRow, Speeds
+from tui.plan.table import QuantRow
 from tui.quality.figures import QualityFigures
 from tui.safe_text import terminal_safe
 from tui.screens.ask import AskTextScreen
 from tui.screens.typed import VramdeckModal
+from tui.speed.machine import machine_speed_model
+from tui.speed.model import SpeedModel
 from tui.units import format_bytes
 
 SORTS = (("order", "largest first"), ("tg", "fastest first"), ("size", "smallest first"),
@@ -69,12 +70,13 @@ class PlanScreen(VramdeckModal[LoadSettings | None]):
     ]
 
     def __init__(self, source: str, base: LoadSettings, budget: MemoryBudget,
-                 use_dry_run: bool = True, speeds: Speeds | None = None) -> None:
-        """`speeds`: the bandwidths to predict with (None: this machine's, probed once)."""
+                 use_dry_run: bool = True, speed: tuple[SpeedModel, str] | None = None) -> None:
+        """`speed`: the model to predict with and its source in words (None: this machine's
+        calibration, read when the plan is made)."""
         super().__init__()
         self.sources = [source]
         self.base, self.budget, self.use_dry_run = base, budget, use_dry_run
-        self.speeds = speeds
+        self.speed = speed
         self.plans: list[ModelPlan] = []
         self.sort = "order"
         self.shown: list[tuple[ModelPlan, QuantRow]] = []
@@ -111,11 +113,8 @@ class PlanScreen(VramdeckModal[LoadSettings | None]):
                                            "every quant's size…")
         try:
             resolved = resolve(source, Path(self._scratch.name))
-            speeds = self.speeds
-            if speeds is None:
-                gpu_bw, why = gpu_bandwidth() if self.budget.gpus else (None, "planning for the CPU")
-                speeds = Speeds.measured(machine_speeds(), gpu_bw, why)
-            plan = make_plan(resolved, self.base, self.budget, speeds, None,
+            speed = self.speed or machine_speed_model()
+            plan = make_plan(resolved, self.base, self.budget, speed, None,
                              on_disk=local_quants(resolved, app.model_locations),
                              use_dry_run=self.use_dry_run)
         except (SourceError, HubError, QuantSizeError, OSError) as exc:
@@ -139,9 +138,7 @@ class PlanScreen(VramdeckModal[LoadSettings | None]):
                 lines.append(f"{p.source.label if len(self.plans) > 1 else ''} {v.label}: {what}".strip())
         self.query_one("#plan-verdicts", Label).update(terminal_safe("\n".join(lines[:4]),
                                                                      multiline=True))
-        s = plan.speeds.sources
-        self._status(f"speeds: CPU {s.get('cpu', 'default')}, GPU "
-                     f"{s.get('gpu', 'default')} · f fetches, Enter opens, c compares, s sorts")
+        self._status(f"speeds: {plan.speed_source} · f fetches, Enter opens, c compares, s sorts")
 
     def refill(self) -> None:
         table = self.query_one(DataTable)

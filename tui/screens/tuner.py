@@ -42,6 +42,7 @@ from tui.screens.status_binding import follow_app_status
 from tui.screens.tried import TriedScreen
 from tui.screens.tune import TuneScreen
 from tui.screens.typed import VramdeckScreen
+from tui.speed.machine import machine_speed_model
 from tui.units import format_bytes, format_params, shorten_path
 from tui.widgets.layer_map import LayerMap
 from tui.widgets.memory_bars import MemoryBars
@@ -111,7 +112,8 @@ class TunerScreen(VramdeckScreen):
         super().__init__()
         self.draft: LoadSettings | None = None
         self.info: ModelInfo | None = None
-        self.planner = Planner(lambda info, s: calibrate(info, s, use_dry_run=self.app.use_dry_run))
+        self.planner = Planner(lambda info, s: calibrate(info, s, use_dry_run=self.app.use_dry_run),
+                               machine_speed_model()[0])
         self.plan: Plan | None = None
         """What the Tuner shows for the draft: estimate, checks, layer map and speed."""
         self.models: list[DiscoveredModel] = []
