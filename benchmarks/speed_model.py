@@ -46,6 +46,7 @@ from tui.speed.rates import parse_rates  # noqa: E402
 GiB = 1024**3
 GPU_TYPES = "Q8_0,Q6_K,Q5_K_M,Q4_K_M,IQ4_XS,Q3_K_M,IQ3_M,IQ3_XXS,Q2_K,IQ2_XXS"
 CPU_TYPES = "Q8_0,Q4_K_M,IQ3_XXS,IQ2_XXS"
+DEMO_TYPES = "F16,Q8_0,Q6_K,Q5_K_M,Q4_K_M,IQ4_XS,Q3_K_M,IQ3_XXS,Q2_K,IQ2_XXS"
 
 
 def median(xs) -> float:
@@ -104,11 +105,14 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="tiny shapes, to check the script")
     ap.add_argument("--rates", help="use this calibration file instead of calibrating")
     ap.add_argument("--types", help="quants of the row models")
+    ap.add_argument("--gpu-rates", help="calibrate only the CPU, and take the GPU's rates, the copies and the "
+                                        "hand-over cost from this file (a GPU run whose device time is short)")
     ap.add_argument("--calibrate-types", default=",".join(CALIBRATED_TYPES))
     ap.add_argument("--vram", type=float, default=24.0, help="GiB for the 70B rows")
     ap.add_argument("--deadline", type=float, default=1e9, help="start no row after this many seconds")
     ap.add_argument("--skip-8b", action="store_true")
     ap.add_argument("--skip-70b", action="store_true")
+    ap.add_argument("--skip-demo", action="store_true")
     args = ap.parse_args()
     t0 = time.perf_counter()
     out_path = Path(args.out)
@@ -126,7 +130,7 @@ def main() -> None:
         else:
             cal_types = tuple(t for t in args.calibrate_types.split(",") if t)
             cal = Calibrator(tmpd, cache=out_path.with_name(out_path.stem + "_rates.json"), fresh=True,
-                             types=cal_types, use_gpu=not args.cpu)
+                             types=cal_types, use_gpu=not args.cpu and not args.gpu_rates)
             steps = []
 
             def on_step(i, n, step, result):
@@ -138,12 +142,38 @@ def main() -> None:
             rates = asyncio.run(cal.run(on_step))
             report["calibration"] = {"seconds": round(time.perf_counter() - started, 1), "steps": steps,
                                      "machine": rates.machine, "busy": rates.busy}
+        if args.gpu_rates:
+            from dataclasses import replace
+
+            g = parse_rates(Path(args.gpu_rates).read_text())
+            rates = replace(rates, gpu=g.gpu, gpu_name=g.gpu_name, h2d_pinned=g.h2d_pinned,
+                            h2d_pageable=g.h2d_pageable, switch_s=g.switch_s)
+            report["calibration"]["gpu_rates_from"] = args.gpu_rates
         report["rates"] = json.loads(rates.to_json())
         model = SpeedModel(rates)
         save()
         n_gpus = 0 if args.cpu else 1
         types = (args.types or (CPU_TYPES if args.cpu else GPU_TYPES)).split(",")
         shape8, shape70 = (TINY, TINY) if args.small else (LLAMA3_8B, LLAMA31_70B)
+        # the demo model's ladder, every layer on the CPU (its tensor tables, sparse files)
+        if args.cpu and not args.small and not args.skip_demo:
+            from tui.models.demo import find_demo_model
+
+            demo = find_demo_model()
+            targets = quant_targets(demo, tuple(DEMO_TYPES.split(",")))
+            header = read_header(demo)
+            head = demo.read_bytes()[:header.data_offset]
+            for quant in DEMO_TYPES.split(","):
+                t = targets.get(quant)
+                if not t or isinstance(t, str):
+                    continue
+                path = tmpd / f"demo-{quant}.gguf"
+                write_sparse(head, retyped(header, t.tensor_types), path)
+                info = load_model_info(path)
+                s = LoadSettings(model_path=str(path), n_gpu_layers=0, n_ctx=4096, flash_attn="on")
+                got = asyncio.run(measure(s, 128, 64, 5, 1024))
+                report["rows"].append(row(f"demo CPU {quant}", info, s, 0, model, got, 1024))
+                save()
         # 8B rows: whole model on the GPU, or on the CPU
         if not args.skip_8b:
             src = write_sparse_llama(tmpd / "src8-Q4_K_M.gguf", shape8, "Q4_K_M")
@@ -162,8 +192,9 @@ def main() -> None:
                 info = load_model_info(path)
                 s = LoadSettings(model_path=str(path), n_gpu_layers=0 if args.cpu else ALL_LAYERS,
                                  n_ctx=4096 if args.cpu else 16640, flash_attn="on", type_k="q8_0", type_v="q8_0")
-                depth = 1024 if args.cpu else 16384
-                got = asyncio.run(measure(s, 128 if args.cpu else 512, 16 if args.cpu else 64, 3, depth))
+                depth = 256 if args.cpu else 16384  # an 8B prompt on 2 cores fills ~15 tokens a second
+                got = asyncio.run(measure(s, 32 if args.cpu else 512, 16 if args.cpu else 64,
+                                          2 if args.cpu else 3, depth))
                 report["rows"].append(row(f"8B {'CPU' if args.cpu else 'GPU'} {quant}", info, s, n_gpus,
                                           model, got, depth))
                 if not args.cpu and "overhead" not in report and got.get("vram_bytes"):
