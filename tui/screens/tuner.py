@@ -95,6 +95,7 @@ class TunerScreen(VramdeckScreen):
         Binding("T", "auto_tune", "Auto-tune", show=False, id="tuner.tune"),
         Binding("P", "plan", "Plan quants", show=False, id="tuner.plan"),
         Binding("D", "depth_bench", "Speed vs context", show=False, id="tuner.depth"),
+        Binding("C", "calibrate_speed", "Calibrate speed", show=False, id="tuner.calibrate"),
         Binding("Q", "quality", "Quality (KL divergence)", show=False, id="tuner.quality"),
         Binding("l", "toggle_layer_map", "Layer map", show=False, id="tuner.layer-map"),
         Binding("k", "kv_type", "Cycle KV type", show=False, id="tuner.kv"),
@@ -655,6 +656,18 @@ class TunerScreen(VramdeckScreen):
             if name:
                 self.app.profiles.open_profile(name)
         self.app.push_screen(ProfilesScreen(self.app.profile_store), chosen)
+
+    def action_calibrate_speed(self) -> None:
+        """Measure this machine's rate per tensor type (C); the layer map predicts from it after."""
+        from tui.screens.calibrate import CalibrateScreen
+
+        def closed(finished: bool | None) -> None:
+            if finished:
+                self.planner.speed = machine_speed_model()[0]
+                if self.draft is not None:
+                    self.set_draft(self.draft)
+
+        self.app.push_screen(CalibrateScreen(), closed)
 
     def action_plan(self) -> None:
         """Every quant of a model before the download (P): the draft's model by default."""
