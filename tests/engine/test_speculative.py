@@ -239,6 +239,7 @@ def broken_verify(p, q, token, rng):
 N_SEEDS = 600
 
 
+@pytest.mark.timeout(1200)  # 600 seeds: over the default 300 s beside two busy loops (issue 30)
 def test_sampled_tokens_follow_the_targets_distribution_and_a_wrong_rule_is_caught(fast_models, monkeypatch):
     models = fast_models
     expected = expected_second_token(models)

@@ -18,7 +18,6 @@ measured while other processes kept cores busy is marked and done again next tim
 from __future__ import annotations
 
 import asyncio
-import platform
 import statistics
 import tempfile
 import time
@@ -34,6 +33,7 @@ from tui.models.gguf_info import GgufError
 from tui.models.model_info import ModelInfo, load_model_info
 from tui.models.synthetic import LlamaShape, write_sparse_llama
 from tui.monitor.contention import OTHER_CORES_WARN, ContentionLike, ContentionMeter
+from tui.speed.machine_key import gpu_identity, machine_key
 from tui.speed.model import SpeedModel, params_of, reads
 from tui.speed.rates import DeviceRates, MachineRates, TypeRate, read_rates, write_rates
 from tui.speed.types import ALL_TYPES, CALIBRATED_TYPES  # noqa: F401 (re-exported)
@@ -66,54 +66,6 @@ class Step:
     key: str
     """"cpu:fixed", "cpu:Q4_K", "gpu:kv", "h2d", "cpu:check"..."""
     label: str
-
-
-def machine_key(gpu: str = "") -> str:
-    """CPU model and cores, RAM, the GPU and its driver, and the llama.cpp build: a change to any
-    makes the rates another machine's."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = psutil.virtual_memory().total // 2**30
-    return f"{model}|{psutil.cpu_count(logical=False)}c|{ram}GiB|{gpu or 'no GPU'}|{llama_build()}"
-
-
-def llama_build() -> str:
-    """The installed llama-cpp-python: version and its library's size (a CPU and a CUDA build of
-    one version differ), read without importing llama_cpp."""
-    import importlib.metadata
-    import importlib.util
-
-    try:
-        version = importlib.metadata.version("llama_cpp_python")
-    except importlib.metadata.PackageNotFoundError:
-        return "no llama-cpp-python"
-    spec = importlib.util.find_spec("llama_cpp")
-    size = 0
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        for lib in Path(folder).glob("lib/*llama*"):
-            size += lib.stat().st_size
-    return f"llama-cpp-python {version} ({size} B)"
-
-
-def gpu_identity() -> str:
-    """The first NVIDIA GPU's name and driver ("" with none)."""
-    from tui.monitor.nvml import NvmlSource
-
-    source = NvmlSource()
-    gpus, _ = source.read(memory_only=True)
-    if not gpus:
-        return ""
-    return f"{gpus[0].name} (driver {source.driver_version or '?'})"
-
-
-def current_key() -> str:
-    return machine_key(gpu_identity())
 
 
 def plan_steps(gpu: bool, types: tuple[str, ...] = CALIBRATED_TYPES) -> list[Step]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from tui.speed.machine_key import current_key
 from tui.speed.model import SpeedModel
 from tui.speed.rates import DeviceRates, TypeRate, read_rates
 
@@ -53,8 +54,6 @@ def assumed_gpu(spec: str) -> tuple[DeviceRates, str]:
 def machine_speed_model(gpu: str | None = None, path: Path | None = None) -> tuple[SpeedModel, str]:
     """The model from this machine's calibration (defaults where there is none), with `gpu`
     (--gpu) standing in for the GPU; and a sentence on where its figures come from."""
-    from tui.speed.calibrate import current_key
-
     rates, why = read_rates(current_key(), path)
     words = []
     assumed = None
