@@ -5,8 +5,8 @@ and tg/pp tok/s; then load one layer more, which must exceed the budget.
 
     python benchmarks/gpu_plan_check.py --out $OUT/plan_check.json [--small]
 
-Bandwidths are probed on the machine first: the host's with tui/plan/bandwidth.py, the GPU's
-through the engine (a fully offloaded 8B-shaped sparse Q4_K_M: bytes read per token x tg). The
+Speeds come from a calibration file (--rates; benchmarks/speed_model.py and `vramdeck calibrate`
+write one), else the speed model's defaults; benchmarks/speed_model.py is the speed check. The
 GPU overhead is measured by the first load (as vramdeck does for a user). `--small` runs the
 same steps on tiny shapes, on a CPU build, to check the script before a device call.
 """
@@ -29,13 +29,13 @@ from tui.engine.settings import ALL_LAYERS, LoadSettings  # noqa: E402
 from tui.fit.budget import MemoryBudget  # noqa: E402
 from tui.fit.calibration import calibrate  # noqa: E402
 from tui.fit.overhead import measured_overhead  # noqa: E402
-from tui.fit.speed import bytes_per_token  # noqa: E402
 from tui.models.gguf_info import read_header, write_sparse  # noqa: E402
 from tui.models.model_info import load_model_info  # noqa: E402
 from tui.models.synthetic import LLAMA3_8B, LLAMA31_70B, TINY, LlamaShape, write_sparse_llama  # noqa: E402
-from tui.plan.bandwidth import probe  # noqa: E402
 from tui.plan.sizes import quant_targets, retyped  # noqa: E402
-from tui.plan.table import Speeds, plan_rows  # noqa: E402
+from tui.plan.table import plan_rows  # noqa: E402
+from tui.speed.model import SpeedModel  # noqa: E402
+from tui.speed.rates import parse_rates  # noqa: E402
 
 GiB = 1024**3
 QUANTS = ("Q2_K", "IQ2_XXS", "IQ2_M", "IQ3_M", "Q3_K_M", "Q4_K_M")
@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("--small", action="store_true")
     ap.add_argument("--n-gen", type=int, default=32)
     ap.add_argument("--n-prompt", type=int, default=256)
+    ap.add_argument("--rates", help="a calibration file to predict speeds with (default: the defaults)")
     args = ap.parse_args()
     shape: LlamaShape = TINY if args.small else LLAMA31_70B
     probe_shape: LlamaShape = TINY if args.small else LLAMA3_8B
@@ -79,21 +80,16 @@ def main() -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
-        host = probe()
-        report["host"] = {"read_bytes_per_s": host.host_read_bytes_per_s, "flops": host.host_flops}
-        # GPU bandwidth through the engine, and the CUDA overhead of a process
+        # the CUDA overhead of a process, from a fully offloaded probe
         p = write_sparse_llama(tmpd / "probe-Q4_K_M.gguf", probe_shape, "Q4_K_M")
-        pinfo = load_model_info(p)
         pr = asyncio.run(load_and_bench(LoadSettings(model_path=str(p), n_gpu_layers=ALL_LAYERS,
                                                      n_ctx=1024, flash_attn="on"), 0, 64, 3))
-        gpu_b, _ = bytes_per_token(pinfo, LoadSettings(model_path=str(p)), 1)
-        gpu_bw = gpu_b * median(pr.get("tg", [0])) if pr.get("tg") else None
         overhead = (measured_overhead(tuple(pr["vram_bytes"]), pr["buffers"]) or [None])[0] \
             if pr.get("vram_bytes") else None
-        report["probe"] = {"tg": pr.get("tg"), "gpu_bandwidth": gpu_bw, "overhead_bytes": overhead,
-                           "bytes_per_token": gpu_b, "error": pr.get("error")}
+        report["probe"] = {"tg": pr.get("tg"), "overhead_bytes": overhead, "error": pr.get("error")}
         print(json.dumps(report["probe"]), flush=True)
-        speeds = Speeds.measured(host, gpu_bw)
+        # speeds: the rates of `vramdeck calibrate` (benchmarks/speed_model.py writes them), or the defaults
+        speeds = SpeedModel(parse_rates(Path(args.rates).read_text()) if args.rates else None)
         src = write_sparse_llama(tmpd / "src-Q4_K_M.gguf", shape, "Q4_K_M")
         targets = quant_targets(src, QUANTS)
         header = read_header(src)
