@@ -170,3 +170,23 @@ def test_every_option_of_every_command_says_what_it_does():
             if not action.help:
                 bare.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
     assert not bare, bare
+
+
+@pytest.mark.timeout(600)
+def test_calibrate_measures_resumes_shows_and_refuses_bad_input():
+    """Issue 27: `vramdeck calibrate` through the real engine (one type, to keep it short); with no
+    GPU here it says the GPU was not measured and how to plan for one; --show reads it back."""
+    empty = vramdeck("calibrate", "--show")
+    assert empty.returncode == 1 and "not calibrated yet" in empty.stderr
+    bad = vramdeck("calibrate", "--types", "Q9_Z")
+    assert bad.returncode == 2 and "unknown tensor type Q9_Z" in bad.stderr
+    assert vramdeck("calibrate", "--threads", "0").returncode == 2
+    out = vramdeck("calibrate", "--fresh", "--types", "Q4_K", timeout=540)
+    assert out.returncode == 0, out.stderr
+    assert "CPU Q4_K: tg" in out.stdout and "done in" in out.stdout
+    assert "GPU: not measured" in out.stdout and "--gpu NAME|GB/s" in out.stdout
+    shown = json.loads(vramdeck("calibrate", "--show", "--json").stdout)
+    assert shown["cpu"]["types"]["Q4_K"]["tg_bytes_per_s"] > 0 and shown["gpu"] is None
+    busy = shown["cpu"]["types"]["Q4_K"]["busy"]  # a busy machine (other load) marks it: redone
+    again = vramdeck("calibrate", "--types", "Q4_K", timeout=540)
+    assert again.returncode == 0 and ("CPU Q4_K: tg" in again.stdout) == busy, again.stdout

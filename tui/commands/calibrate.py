@@ -101,6 +101,10 @@ def main(args: argparse.Namespace) -> int:
         print(rates.to_json())
         return 0
     print("\n".join(rate_lines(rates)))
+    if rates.gpu is None and not args.cpu_only:
+        why = ("this llama.cpp build cannot offload to the GPU (a CPU build)" if cal.gpu_name
+               else "no NVIDIA GPU found")
+        print(f"GPU: not measured: {why}; plans for a GPU use `plan --gpu NAME|GB/s`")
     print(f"done in {time.monotonic() - started:.0f} s; saved in {cache_path()}")
     if rates.busy:
         print("other processes kept cores busy during some steps: those figures are marked and measured "
