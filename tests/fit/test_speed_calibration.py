@@ -130,3 +130,43 @@ def test_a_step_that_never_answers_is_recorded_and_the_next_runs(tmp_path):
     rates = asyncio.run(cal.run())
     assert set(rates.done) == {s.key for s in plan_steps(False, ("Q4_K", "IQ2_XXS"))}
     assert "no answer in" in rates.cpu.failed["Q4_K"] and "no answer in" in rates.cpu.failed["IQ2_XXS"]
+
+
+def test_any_json_in_the_cache_ends_in_rates_or_a_reason():
+    """Fuzz: a cache file is data. Whatever JSON it holds (values of every type where numbers,
+    texts and tables belong), reading it ends in MachineRates or RatesError, never another error,
+    and what it accepts holds only finite, in-range numbers."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    leaf = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
+                     st.text(max_size=20))
+    value = st.recursive(leaf, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                        st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+                         max_leaves=12)
+    rate = st.fixed_dictionaries({}, optional={"tg_bytes_per_s": value, "pp_params_per_s": value,
+                                               "spread": value, "busy": value})
+    device = st.one_of(value, st.fixed_dictionaries({}, optional={
+        "types": st.one_of(value, st.dictionaries(st.sampled_from(["Q4_K", "IQ2_XXS", "x" * 30]), rate, max_size=3)),
+        "step_s": value, "layer_s": value, "kv_bytes_per_s": value, "threads": value, "failed": value,
+        "busy": value}))
+    document = st.fixed_dictionaries({"format": st.one_of(st.just(1), value)}, optional={
+        "machine": st.one_of(st.just("m"), value), "cpu": device, "gpu": device, "done": value,
+        "h2d_pinned": value, "switch_s": value, "residual": value, "measured_at": value})
+
+    @settings(max_examples=400, deadline=None)
+    @given(document)
+    def check(doc):
+        try:
+            rates = parse_rates(json.dumps(doc))
+        except RatesError:
+            return
+        for dev in (rates.cpu, rates.gpu):
+            if dev is None:
+                continue
+            for r in dev.types.values():
+                assert math.isfinite(r.tg_bytes_per_s) and r.tg_bytes_per_s >= 1
+                assert math.isfinite(r.pp_params_per_s) and 0 <= r.spread <= 100
+            assert 0 <= dev.step_s <= 60 and 0 <= dev.layer_s <= 60
+
+    check()
