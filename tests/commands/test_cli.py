@@ -12,9 +12,9 @@ import pytest
 from tui import __version__
 
 
-def vramdeck(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+def vramdeck(*args: str, timeout: int = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tui", *args], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 def test_version():
@@ -173,20 +173,23 @@ def test_every_option_of_every_command_says_what_it_does():
 
 
 @pytest.mark.timeout(600)
-def test_calibrate_measures_resumes_shows_and_refuses_bad_input():
+def test_calibrate_measures_resumes_shows_and_refuses_bad_input(tmp_path):
     """Issue 27: `vramdeck calibrate` through the real engine (one type, to keep it short); with no
     GPU here it says the GPU was not measured and how to plan for one; --show reads it back."""
-    empty = vramdeck("calibrate", "--show")
+    # its own cache folder: a calibration of this machine left in the session's would change what
+    # every later test (the Tuner's snapshots) predicts
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    empty = vramdeck("calibrate", "--show", env=env)
     assert empty.returncode == 1 and "not calibrated yet" in empty.stderr
-    bad = vramdeck("calibrate", "--types", "Q9_Z")
+    bad = vramdeck("calibrate", "--types", "Q9_Z", env=env)
     assert bad.returncode == 2 and "unknown tensor type Q9_Z" in bad.stderr
-    assert vramdeck("calibrate", "--threads", "0").returncode == 2
-    out = vramdeck("calibrate", "--fresh", "--types", "Q4_K", timeout=540)
+    assert vramdeck("calibrate", "--threads", "0", env=env).returncode == 2
+    out = vramdeck("calibrate", "--fresh", "--types", "Q4_K", timeout=540, env=env)
     assert out.returncode == 0, out.stderr
     assert "CPU Q4_K: tg" in out.stdout and "done in" in out.stdout
     assert "GPU: not measured" in out.stdout and "--gpu NAME|GB/s" in out.stdout
-    shown = json.loads(vramdeck("calibrate", "--show", "--json").stdout)
+    shown = json.loads(vramdeck("calibrate", "--show", "--json", env=env).stdout)
     assert shown["cpu"]["types"]["Q4_K"]["tg_bytes_per_s"] > 0 and shown["gpu"] is None
     busy = shown["cpu"]["types"]["Q4_K"]["busy"]  # a busy machine (other load) marks it: redone
-    again = vramdeck("calibrate", "--types", "Q4_K", timeout=540)
+    again = vramdeck("calibrate", "--types", "Q4_K", timeout=540, env=env)
     assert again.returncode == 0 and ("CPU Q4_K: tg" in again.stdout) == busy, again.stdout
