@@ -27,7 +27,7 @@ SMALL = replace(TINY, name="probe-small", n_embd=512, n_ff=1024, n_head=4, n_hea
 async def test_c_calibrates_with_progress_and_esc_stops_and_keeps_the_steps(tmp_path, demo_model, monkeypatch):
     cache = tmp_path / "rates.json"
 
-    def make(folder):
+    def make(folder, gpu=""):
         cal = Calibrator(folder, cache=cache, types=("Q4_K", "IQ2_XXS"), use_gpu=False, key="test-machine",
                          contention=lambda pid: FixedContention(0.0), threads=2)
         cal.probe_shapes = (SMALL, replace(SMALL, n_layer=4))

@@ -73,7 +73,17 @@ class Planner:
         self._calibrate = calibrate
         self.speed = speed or SpeedModel()
         """This machine's speed model (`vramdeck calibrate`), refitted to each model's benchmarks."""
+        self._identity: str | None = None
         self._calibrations: dict[tuple, Calibration] = {}
+
+    def use_machine(self, identity: str, fresh: bool = False) -> None:
+        """Predict from this machine's calibration for the GPU `identity` (sample_identity): read
+        when the GPU seen changes, or with `fresh` (a calibration just finished), never per plan."""
+        if fresh or identity != self._identity:
+            from tui.speed.machine import machine_speed_model
+
+            self._identity = identity
+            self.speed = machine_speed_model(identity=identity)[0]
 
     def calibrated(self, settings: LoadSettings) -> bool:
         return context_key(settings) in self._calibrations

@@ -16,10 +16,12 @@ from textual.widgets import Label, ProgressBar, Static
 from tui.safe_text import terminal_safe
 from tui.screens.typed import VramdeckModal
 from tui.speed.calibrate import CalibrationStopped, Calibrator, Step, probe_folder
+from tui.speed.machine_key import sample_identity
 
 
-def this_machine_calibrator(folder: Path) -> Calibrator:
-    return Calibrator(folder)
+def this_machine_calibrator(folder: Path, gpu: str) -> Calibrator:
+    """A calibration of this machine, with the GPU the app's sampler sees (`gpu`)."""
+    return Calibrator(folder, gpu_name=gpu)
 
 
 class CalibrateScreen(VramdeckModal[bool]):
@@ -27,7 +29,7 @@ class CalibrateScreen(VramdeckModal[bool]):
 
     BINDINGS = [Binding("escape,q", "stop", "Stop / close", id="calibrate.stop")]
 
-    def __init__(self, make: Callable[[Path], Calibrator] = this_machine_calibrator) -> None:
+    def __init__(self, make: Callable[[Path, str], Calibrator] = this_machine_calibrator) -> None:
         super().__init__(classes="ask")
         self.make = make
         self.stopping = False
@@ -63,7 +65,7 @@ class CalibrateScreen(VramdeckModal[bool]):
     async def calibrate(self) -> None:
         try:
             with probe_folder() as tmp:
-                cal = self.make(Path(tmp))
+                cal = self.make(Path(tmp), sample_identity(self.app.sample))
                 if cal.message:
                     self.lines.append(cal.message)
                 rates = await cal.run(self._step, stopped=lambda: self.stopping)

@@ -30,6 +30,7 @@ from tui.safe_text import terminal_safe
 from tui.screens.ask import AskTextScreen
 from tui.screens.typed import VramdeckModal
 from tui.speed.machine import machine_speed_model
+from tui.speed.machine_key import sample_identity
 from tui.speed.model import SpeedModel
 from tui.units import format_bytes
 
@@ -113,7 +114,7 @@ class PlanScreen(VramdeckModal[LoadSettings | None]):
                                            "every quant's size…")
         try:
             resolved = resolve(source, Path(self._scratch.name))
-            speed = self.speed or machine_speed_model()
+            speed = self.speed or machine_speed_model(identity=sample_identity(app.sample))
             plan = make_plan(resolved, self.base, self.budget, speed, None,
                              on_disk=local_quants(resolved, app.model_locations),
                              use_dry_run=self.use_dry_run)

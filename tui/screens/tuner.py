@@ -42,7 +42,7 @@ from tui.screens.status_binding import follow_app_status
 from tui.screens.tried import TriedScreen
 from tui.screens.tune import TuneScreen
 from tui.screens.typed import VramdeckScreen
-from tui.speed.machine import machine_speed_model
+from tui.speed.machine_key import sample_identity
 from tui.units import format_bytes, format_params, shorten_path
 from tui.widgets.layer_map import LayerMap
 from tui.widgets.memory_bars import MemoryBars
@@ -113,8 +113,7 @@ class TunerScreen(VramdeckScreen):
         super().__init__()
         self.draft: LoadSettings | None = None
         self.info: ModelInfo | None = None
-        self.planner = Planner(lambda info, s: calibrate(info, s, use_dry_run=self.app.use_dry_run),
-                               machine_speed_model()[0])
+        self.planner = Planner(lambda info, s: calibrate(info, s, use_dry_run=self.app.use_dry_run))
         self.plan: Plan | None = None
         """What the Tuner shows for the draft: estimate, checks, layer map and speed."""
         self.models: list[DiscoveredModel] = []
@@ -340,6 +339,7 @@ class TunerScreen(VramdeckScreen):
         if self.info is None or self.draft is None:
             return None
         budget = self._budget()
+        self.planner.use_machine(sample_identity(self.app.sample))
         machine = this_machine(self._n_gpus(), self.app.engine_status.gpu_offload)
         draft_info = self.draft_info if self.draft.draft_model_path else None
         return self.planner.plan(self.info, self.draft, budget, machine, self.app.loads.tried, draft_info,
@@ -663,7 +663,7 @@ class TunerScreen(VramdeckScreen):
 
         def closed(finished: bool | None) -> None:
             if finished:
-                self.planner.speed = machine_speed_model()[0]
+                self.planner.use_machine(sample_identity(self.app.sample), fresh=True)
                 if self.draft is not None:
                     self.set_draft(self.draft)
 

@@ -103,14 +103,15 @@ class Calibrator:
     def __init__(self, folder: Path, cache: Path | None = None, fresh: bool = False,
                  types: tuple[str, ...] = CALIBRATED_TYPES, use_gpu: bool = True,
                  contention: Callable[[int | None], ContentionLike] = ContentionMeter,
-                 key: str | None = None, threads: int | None = None, force_gpu_steps: bool = False):
+                 key: str | None = None, threads: int | None = None, force_gpu_steps: bool = False,
+                 gpu_name: str | None = None):
         self.folder = folder
         self.cache = cache
         self.types = types
         self.use_gpu = use_gpu
         self.contention = contention
         self.threads = threads or psutil.cpu_count(logical=False) or 1
-        self.gpu_name = gpu_identity() if use_gpu else ""
+        self.gpu_name = (gpu_identity() if gpu_name is None else gpu_name) if use_gpu else ""
         self.key = key or machine_key(self.gpu_name)
         old, self.message = (None, "") if fresh else read_rates(self.key, cache)
         self.rates = old or MachineRates(machine=self.key, gpu_name=self.gpu_name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from tui.speed.machine_key import current_key
+from tui.speed.machine_key import current_key, machine_key
 from tui.speed.model import SpeedModel
 from tui.speed.rates import DeviceRates, TypeRate, read_rates
 
@@ -51,10 +51,12 @@ def assumed_gpu(spec: str) -> tuple[DeviceRates, str]:
     return DeviceRates(types=types, step_s=8e-5, layer_s=2.4e-5, kv_bytes_per_s=0.43 * peak * GB), label
 
 
-def machine_speed_model(gpu: str | None = None, path: Path | None = None) -> tuple[SpeedModel, str]:
+def machine_speed_model(gpu: str | None = None, path: Path | None = None,
+                        identity: str | None = None) -> tuple[SpeedModel, str]:
     """The model from this machine's calibration (defaults where there is none), with `gpu`
-    (--gpu) standing in for the GPU; and a sentence on where its figures come from."""
-    rates, why = read_rates(current_key(), path)
+    (--gpu) standing in for the GPU; and a sentence on where its figures come from. `identity`:
+    the GPU as the app's sampler saw it (sample_identity); None reads NVML (the commands)."""
+    rates, why = read_rates(current_key() if identity is None else machine_key(identity), path)
     words = []
     assumed = None
     if gpu:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import psutil
 
+from tui.monitor.sample import Sample
+
 
 def machine_key(gpu: str = "") -> str:
     """CPU model and cores, RAM, the GPU and its driver, and the llama.cpp build: a change to any
@@ -43,14 +45,24 @@ def llama_build() -> str:
 
 
 def gpu_identity() -> str:
-    """The first NVIDIA GPU's name and driver ("" with none)."""
+    """The first NVIDIA GPU's name and driver ("" with none), read from NVML: for the headless
+    commands (the app passes what its sampler saw, sample_identity)."""
     from tui.monitor.nvml import NvmlSource
 
     source = NvmlSource()
     gpus, _ = source.read(memory_only=True)
-    if not gpus:
+    return identity_of(gpus[0].name if gpus else "", source.driver_version)
+
+
+def sample_identity(sample: Sample | None) -> str:
+    """The same, from a sampler reading (None before the first one: no GPU yet)."""
+    if sample is None or not sample.gpus:
         return ""
-    return f"{gpus[0].name} (driver {source.driver_version or '?'})"
+    return identity_of(sample.gpus[0].name, sample.driver_version)
+
+
+def identity_of(name: str, driver: str | None) -> str:
+    return f"{name} (driver {driver or '?'})" if name else ""
 
 
 def current_key() -> str:
