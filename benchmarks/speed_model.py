@@ -78,6 +78,25 @@ async def measure(s: LoadSettings, n_prompt: int, n_gen: int, reps: int, depth: 
         await client.stop()
 
 
+def quant_files(src: Path, types: list[str], folder: Path, prefix: str):
+    """(quant, sparse file with that quant's exact tensor table, its ModelInfo) for each type
+    llama.cpp makes of `src`; each file is removed once the caller moves on."""
+    targets = quant_targets(src, tuple(types))
+    header = read_header(src)
+    with open(src, "rb") as f:
+        head = f.read(header.data_offset)  # the header only: the 70B source is 40 GB of hole
+    for quant in types:
+        t = targets.get(quant)
+        if not t or isinstance(t, str):
+            continue
+        path = folder / f"{prefix}-{quant}.gguf"
+        write_sparse(head, retyped(header, t.tensor_types), path)
+        try:
+            yield quant, path, load_model_info(path)
+        finally:
+            path.unlink(missing_ok=True)
+
+
 def row(label: str, info, s: LoadSettings, n_gpus: int, model: SpeedModel, got: dict, depth: int) -> dict:
     p0 = model.predict(info, s, n_gpus, 0)
     out = {"row": label, "quant": info.quant, "n_gpu_layers": s.n_gpu_layers, "n_ctx": s.n_ctx,
@@ -159,17 +178,7 @@ def main() -> None:
         if args.cpu and not args.small and not args.skip_demo:
             from tui.models.demo import find_demo_model
 
-            demo = find_demo_model()
-            targets = quant_targets(demo, tuple(DEMO_TYPES.split(",")))
-            header = read_header(demo)
-            head = demo.read_bytes()[:header.data_offset]
-            for quant in DEMO_TYPES.split(","):
-                t = targets.get(quant)
-                if not t or isinstance(t, str):
-                    continue
-                path = tmpd / f"demo-{quant}.gguf"
-                write_sparse(head, retyped(header, t.tensor_types), path)
-                info = load_model_info(path)
+            for quant, path, info in quant_files(find_demo_model(), DEMO_TYPES.split(","), tmpd, "demo"):
                 s = LoadSettings(model_path=str(path), n_gpu_layers=0, n_ctx=4096, flash_attn="on")
                 got = asyncio.run(measure(s, 128, 64, 5, 1024))
                 report["rows"].append(row(f"demo CPU {quant}", info, s, 0, model, got, 1024))
@@ -177,19 +186,10 @@ def main() -> None:
         # 8B rows: whole model on the GPU, or on the CPU
         if not args.skip_8b:
             src = write_sparse_llama(tmpd / "src8-Q4_K_M.gguf", shape8, "Q4_K_M")
-            targets = quant_targets(src, tuple(types))
-            header = read_header(src)
-            head = src.read_bytes()[:header.data_offset]
-            for quant in types:
+            for quant, path, info in quant_files(src, types, tmpd, "8b"):
                 if time.perf_counter() - t0 > args.deadline:
                     report["stopped"] = "deadline"
                     break
-                t = targets.get(quant)
-                if not t or isinstance(t, str):
-                    continue
-                path = tmpd / f"8b-{quant}.gguf"
-                write_sparse(head, retyped(header, t.tensor_types), path)
-                info = load_model_info(path)
                 s = LoadSettings(model_path=str(path), n_gpu_layers=0 if args.cpu else ALL_LAYERS,
                                  n_ctx=4096 if args.cpu else 16640, flash_attn="on", type_k="q8_0", type_v="q8_0")
                 depth = 256 if args.cpu else 16384  # an 8B prompt on 2 cores fills ~15 tokens a second
@@ -199,32 +199,20 @@ def main() -> None:
                                           model, got, depth))
                 if not args.cpu and "overhead" not in report and got.get("vram_bytes"):
                     report["overhead"] = measured_overhead(tuple(got["vram_bytes"]), got["buffers"])[0]
-                path.unlink()
                 save()
         if not args.cpu and not args.skip_70b:
             src = write_sparse_llama(tmpd / "src70-Q4_K_M.gguf", shape70, "Q4_K_M")
-            targets = quant_targets(src, tuple(types))
-            header = read_header(src)
-            head = src.read_bytes()[:header.data_offset]
             base = LoadSettings(model_path=str(src), n_ctx=4096, flash_attn="on", type_k="q8_0", type_v="q8_0")
             calib = calibrate(load_model_info(src), base)
             budget = MemoryBudget(gpus=(int(args.vram * GiB),), overheads=(report.get("overhead") or 600 * 2**20,),
                                   host=100 * GiB)
-            for quant in types:
+            for quant, path, info in quant_files(src, types, tmpd, "70b"):
                 if time.perf_counter() - t0 > args.deadline:
                     report["stopped"] = "deadline"
                     break
-                t = targets.get(quant)
-                if not t or isinstance(t, str):
-                    continue
-                path = tmpd / f"70b-{quant}.gguf"
-                write_sparse(head, retyped(header, t.tensor_types), path)
-                info = load_model_info(path)
-                fit = fit_layers(info, base.with_changes(model_path=str(path)), calib, budget)
-                s = fit.settings
+                s = fit_layers(info, base.with_changes(model_path=str(path)), calib, budget).settings
                 got = asyncio.run(measure(s, 512, 16, 2))
                 report["rows"].append(row(f"70B {args.vram:g}GiB {quant}", info, s, n_gpus, model, got, 0))
-                path.unlink()
                 save()
     save()
 
