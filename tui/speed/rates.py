@@ -23,6 +23,8 @@ from tui.files import read_regular_text, write_atomically
 
 FORMAT = 1
 MAX_CACHE_BYTES = 1 << 20
+MAX_FIXED_S = 60.0
+"""The largest fixed cost per token step or block a cache file may hold (more is damage)."""
 
 
 class RatesError(ValueError):
@@ -128,8 +130,8 @@ def _device(data: object, where: str) -> DeviceRates | None:
                              pp_params_per_s=_number(rate.get("pp_params_per_s", 0.0), f"{w}.pp_params_per_s"),
                              spread=_number(rate.get("spread", 0.0), f"{w}.spread", 0.0, 100.0),
                              busy=rate.get("busy") is True)
-    return DeviceRates(types=out, step_s=_number(data.get("step_s", 0.0), f"{where}.step_s", 0.0, 60.0),
-                       layer_s=_number(data.get("layer_s", 0.0), f"{where}.layer_s", 0.0, 60.0),
+    return DeviceRates(types=out, step_s=_number(data.get("step_s", 0.0), f"{where}.step_s", 0.0, MAX_FIXED_S),
+                       layer_s=_number(data.get("layer_s", 0.0), f"{where}.layer_s", 0.0, MAX_FIXED_S),
                        kv_bytes_per_s=_number(data.get("kv_bytes_per_s", 0.0), f"{where}.kv_bytes_per_s"),
                        threads=int(_number(data.get("threads", 0), f"{where}.threads", 0, 4096)),
                        failed={_text(k, f"{where}.failed", 16): _text(v, f"{where}.failed.{k}")
@@ -154,7 +156,7 @@ def parse_rates(text: str) -> MachineRates:
                         gpu_name=_text(data.get("gpu_name", ""), "gpu_name", 200),
                         h2d_pinned=_number(data.get("h2d_pinned", 0.0), "h2d_pinned"),
                         h2d_pageable=_number(data.get("h2d_pageable", 0.0), "h2d_pageable"),
-                        switch_s=_number(data.get("switch_s", 0.0), "switch_s", 0.0, 60.0),
+                        switch_s=_number(data.get("switch_s", 0.0), "switch_s", 0.0, MAX_FIXED_S),
                         residual=_number(data.get("residual", 0.0), "residual", 0.0, 100.0),
                         done=tuple(done))
 
